@@ -1,0 +1,1 @@
+"""Local stack launcher: embedded PostgreSQL per service, the Tansu broker, migrations, services."""

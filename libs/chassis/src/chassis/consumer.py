@@ -1,0 +1,209 @@
+"""The idempotent consumer: apply each event once, commit the offset after the DB commit."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
+from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.kafka import create_consumer
+from chassis.retry import Backoff
+from chassis.tables import processed_events
+from shared_contracts import PAYLOADS, Envelope
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Envelope, Any], Awaitable[None]]
+"""Applies one event inside the caller's transaction: `(session, envelope, payload)`."""
+
+CONSUMED = Counter("events_consumed_total", "Events applied", ["topic", "event_type"])
+DUPLICATES = Counter("events_duplicate_total", "Redelivered events skipped", ["topic"])
+RETRIED = Counter("events_retried_total", "Failed attempts that were retried", ["topic"])
+DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a DLQ", ["topic"])
+
+# SQLSTATE classes that say "try again": connection, rollback (serialization,
+# deadlock), insufficient resources, operator intervention (server shutting down).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+class PoisonMessage(Exception):
+    """A message that can never be applied: it goes to the dead-letter topic at once."""
+
+
+def parse(value: bytes | None) -> tuple[Envelope, BaseModel]:
+    """Read an envelope and its typed payload, or raise `PoisonMessage` saying why not."""
+    if value is None:
+        raise PoisonMessage("message has no value")
+    try:
+        envelope = Envelope.model_validate_json(value)
+    except ValidationError as exc:
+        raise PoisonMessage(f"not an event envelope: {exc}") from exc
+    model = PAYLOADS.get((envelope.event_type, envelope.event_version))
+    if model is None:
+        raise PoisonMessage(f"unknown event {envelope.event_type} version {envelope.event_version}")
+    try:
+        return envelope, model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise PoisonMessage(f"invalid {envelope.event_type} payload: {exc}") from exc
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that go away by themselves: the database or network being down."""
+    if isinstance(exc, OSError | TimeoutError | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        return exc.connection_invalidated or sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+    return False
+
+
+class InboxConsumer:
+    """Consumes `topics` in group `name` and applies events through `handlers`.
+
+    Each event is applied in one transaction that also inserts `(name, event_id)`
+    into the inbox; if that row exists the event was applied before and is skipped.
+    Offsets are committed only after the transaction, so a crash in between
+    redelivers events that the inbox then ignores. Transient failures (database or
+    network down) are retried forever with backoff; any other failure is retried
+    `max_attempts` times, then the event goes to `<topic>.dlq` and the partition moves on.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        handlers: Mapping[str, Handler],
+        sessions: async_sessionmaker[AsyncSession],
+        producer: Callable[[], AIOKafkaProducer | None],
+        max_attempts: int = 5,
+    ) -> None:
+        self.name = name
+        self.connected = False
+        self._bootstrap_servers = bootstrap_servers
+        self._topics = list(topics)
+        self._handlers = handlers
+        self._sessions = sessions
+        self._producer = producer
+        self._max_attempts = max_attempts
+
+    async def run(self) -> None:
+        """Connect (retrying until the broker is there), then consume until cancelled."""
+        consumer = await self._connect()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for partition, records in batches.items():
+                    for record in records:
+                        await self.handle(record)
+                    await self._commit(consumer, {partition: records[-1].offset + 1})
+        finally:
+            self.connected = False
+            await consumer.stop()
+
+    async def _connect(self) -> AIOKafkaConsumer:
+        backoff = Backoff()
+        while True:
+            consumer = create_consumer(self._bootstrap_servers, self.name, self._topics)
+            try:
+                await consumer.start()
+            except Exception:
+                await consumer.stop()
+                delay = backoff.next_delay()
+                log.warning("cannot reach the broker; retrying in %.1fs", delay, exc_info=True)
+                await asyncio.sleep(delay)
+                continue
+            self.connected = True
+            return consumer
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[Any, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced: the partition's new owner re-reads these
+            # events and the inbox turns them into no-ops.
+            log.warning("offset commit failed after a rebalance", exc_info=True)
+
+    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one record, retrying, or dead-letter it; return when the partition may move on."""
+        try:
+            envelope, payload = parse(record.value)
+        except PoisonMessage as exc:
+            await self._dead_letter(record, exc)
+            return
+        handler = self._handlers.get(envelope.event_type)
+        if handler is None:
+            return  # an event on this topic that this service has no use for
+        backoff, failures = Backoff(), 0
+        while True:
+            try:
+                await self._apply(record.topic, handler, envelope, payload)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    failures += 1
+                    if failures >= self._max_attempts:
+                        await self._dead_letter(record, exc)
+                        return
+                RETRIED.labels(record.topic).inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "applying %s %s failed; retrying in %.1fs",
+                    envelope.event_type,
+                    envelope.event_id,
+                    delay,
+                    exc_info=True,
+                )
+                await asyncio.sleep(delay)
+
+    async def _apply(
+        self, topic: str, handler: Handler, envelope: Envelope, payload: BaseModel
+    ) -> None:
+        async with self._sessions.begin() as session:
+            first_time = await session.scalar(
+                insert(processed_events)
+                .values(consumer=self.name, event_id=envelope.event_id)
+                .on_conflict_do_nothing()
+                .returning(processed_events.c.event_id)
+            )
+            if first_time is None:
+                DUPLICATES.labels(topic).inc()
+                return
+            await handler(session, envelope, payload)
+        CONSUMED.labels(topic, envelope.event_type).inc()
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:
+        headers = [
+            ("dlq.error", type(error).__name__.encode()),
+            ("dlq.reason", str(error)[:2000].encode()),
+            ("dlq.consumer", self.name.encode()),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+        ]
+        backoff = Backoff()
+        while True:
+            producer = self._producer()
+            try:
+                if producer is None:
+                    raise ConnectionError("producer not connected yet")
+                await producer.send_and_wait(
+                    f"{record.topic}.dlq", record.value, key=record.key, headers=headers
+                )
+                break
+            except Exception:
+                delay = backoff.next_delay()
+                log.warning("dead-lettering failed; retrying in %.1fs", delay, exc_info=True)
+                await asyncio.sleep(delay)
+        DEAD_LETTERED.labels(record.topic).inc()
+        log.error(
+            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
+        )

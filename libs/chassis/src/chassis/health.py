@@ -1,0 +1,37 @@
+"""Liveness and readiness endpoints, the same in every service."""
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from chassis.runtime import RuntimeDep
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    """The process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=None)
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """The service can do its work: its database answers and it is connected to the broker."""
+    checks = {"database": await _database_ok(runtime), "broker": runtime.broker_connected}
+    ok = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": checks},
+        status_code=200 if ok else 503,
+    )
+
+
+async def _database_ok(runtime: RuntimeDep) -> bool:
+    try:
+        async with asyncio.timeout(2), runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,30 @@
+"""Kafka clients configured the one way this project uses them."""
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    """A producer that waits for all replicas.
+
+    No idempotent producer and no transactions: the local broker has neither, and the
+    outbox (at-least-once) plus the consumers' inbox (dedup) give exactly-once effects.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        request_timeout_ms=10_000,
+    )
+
+
+def create_consumer(bootstrap_servers: str, group_id: str, topics: list[str]) -> AIOKafkaConsumer:
+    """A consumer that commits offsets itself, only after its DB transaction commits."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+    )

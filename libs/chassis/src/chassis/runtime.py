@@ -1,0 +1,108 @@
+"""What a running service owns: engine, sessions, outbox, producer and background tasks."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chassis.consumer import Handler, InboxConsumer
+from chassis.db import create_engine, create_sessionmaker
+from chassis.kafka import create_producer
+from chassis.outbox import Outbox
+from chassis.relay import OutboxRelay
+from chassis.retry import Backoff
+from chassis.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Resources built by the `lifespan` and shared by routes and background tasks."""
+
+    name: str
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    producer: AIOKafkaProducer | None = None
+    consumer: InboxConsumer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def broker_connected(self) -> bool:
+        """True once the producer and (if any) the consumer have reached the broker."""
+        consumer_ok = self.consumer is None or self.consumer.connected
+        return self.producer is not None and consumer_ok
+
+
+BackgroundTask = Callable[[Runtime], Coroutine[Any, Any, None]]
+"""A service's own long-running job, e.g. the order service's saga timeout sweep."""
+
+
+@contextlib.asynccontextmanager
+async def running(
+    name: str,
+    settings: ServiceSettings,
+    handlers: Mapping[str, Handler],
+    topics: Sequence[str],
+    background: Sequence[BackgroundTask] = (),
+) -> AsyncIterator[Runtime]:
+    """Build the runtime, start relay, consumer and `background`; tear all down on exit."""
+    engine = create_engine(settings.database_url)
+    runtime = Runtime(name, settings, engine, create_sessionmaker(engine), Outbox(name))
+    if topics:
+        runtime.consumer = InboxConsumer(
+            name=name,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topics=topics,
+            handlers=handlers,
+            sessions=runtime.sessions,
+            producer=lambda: runtime.producer,
+            max_attempts=settings.consumer_max_attempts,
+        )
+        runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="consumer"))
+    runtime.tasks.append(asyncio.create_task(_relay(runtime), name="relay"))
+    runtime.tasks += [asyncio.create_task(job(runtime), name=f"{name}-job") for job in background]
+    try:
+        yield runtime
+    finally:
+        for task in runtime.tasks:
+            task.cancel()
+        # Cancelling mid-event is safe: its transaction rolls back, its offset is not
+        # committed, and it is applied after restart.
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        if runtime.producer is not None:
+            await runtime.producer.stop()
+        await engine.dispose()
+
+
+async def _relay(runtime: Runtime) -> None:
+    backoff = Backoff()
+    while runtime.producer is None:
+        producer = create_producer(runtime.settings.kafka_bootstrap_servers)
+        try:
+            await producer.start()
+        except Exception:
+            await producer.stop()
+            delay = backoff.next_delay()
+            log.warning("cannot reach the broker; retrying in %.1fs", delay, exc_info=True)
+            await asyncio.sleep(delay)
+            continue
+        runtime.producer = producer
+    await OutboxRelay(runtime.sessions, runtime.producer, runtime.outbox).run()
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime the `lifespan` stored on the app."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,0 +1,26 @@
+"""Settings every service has; each service subclasses with its own `env_prefix`."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings
+
+
+class ServiceSettings(BaseSettings):
+    """Database, broker and HTTP settings, read from the environment.
+
+    A subclass sets `env_prefix` (`ORDER_`, ...), so each service reads only its own
+    `<PREFIX>DATABASE_URL`; `KAFKA_BOOTSTRAP_SERVERS` is shared by all of them.
+    """
+
+    database_url: str = Field(
+        description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://...)."
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    host: str = "127.0.0.1"
+    port: int
+    log_level: str = "INFO"
+    consumer_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts at a failing event before it is dead-lettered."
+    )

@@ -1,0 +1,7 @@
+"""Versioned event schemas: the only code the services share. Data only, no behaviour."""
+
+from shared_contracts.envelope import Envelope
+from shared_contracts.registry import EVENTS_BY_TOPIC, PAYLOADS
+from shared_contracts.topics import ALL_TOPICS, Topic
+
+__all__ = ["ALL_TOPICS", "EVENTS_BY_TOPIC", "PAYLOADS", "Envelope", "Topic"]

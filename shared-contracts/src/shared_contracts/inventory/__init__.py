@@ -1,0 +1,1 @@
+"""Events published by the inventory service on `inventory.events` and `inventory.products`."""

@@ -1,0 +1,1 @@
+"""Events published by the order service on `orders.events`."""

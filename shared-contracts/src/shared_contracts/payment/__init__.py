@@ -1,0 +1,1 @@
+"""Events published by the payment service on `payments.events`."""
