@@ -1,10 +1,13 @@
 """Helpers for the child processes the launcher owns: stopping them and reading their logs."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_STOP_TIMEOUT = 15.0
 
@@ -22,10 +25,8 @@ def log_tail(path: Path, lines: int = 25) -> str:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     # Every child runs in its own session, so its process group holds it and the
     # helpers it forked (PostgreSQL backends) and nothing else of ours.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> None:
@@ -49,10 +50,8 @@ def stop_process(
     (PostgreSQL's postmaster does), and signalling them directly could disturb that.
     """
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -68,3 +67,25 @@ def kill_process(proc: subprocess.Popen[bytes]) -> None:
     _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
     _wait_group_gone(proc.pid, 2.0)
+
+
+def run(
+    args: Sequence[str], *, input: str | None = None, capture: bool = True, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """Like `subprocess.run` in text mode, but in a new session whose whole group is
+    killed if we are interrupted.
+
+    initdb forks a `postgres --single` that plain `subprocess.run` would leave running
+    when a Ctrl-C or SIGTERM aborts the launcher mid-step.
+    """
+    popen["stdin"] = subprocess.PIPE if input is not None else subprocess.DEVNULL
+    if capture:
+        popen.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with subprocess.Popen(args, start_new_session=True, text=True, **popen) as proc:
+        try:
+            stdout, stderr = proc.communicate(input)
+        except BaseException:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

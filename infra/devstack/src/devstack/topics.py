@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+
 from shared_contracts.topics import ALL_TOPICS
 
 
@@ -25,4 +26,6 @@ async def create_topics(
     for error in response.to_object()["topic_errors"]:
         code = error["error_code"]
         if code not in (0, TopicAlreadyExistsError.errno):
-            raise for_code(code)(f"cannot create topic {error['topic']}: {error.get('error_message')}")
+            raise for_code(code)(
+                f"cannot create topic {error['topic']}: {error.get('error_message')}"
+            )

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -14,14 +15,29 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.kafka import create_consumer
+from chassis.outbox import Outbox
 from chassis.retry import Backoff
 from chassis.tables import processed_events
 from shared_contracts import PAYLOADS, Envelope
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, Envelope, Any], Awaitable[None]]
-"""Applies one event inside the caller's transaction: `(session, envelope, payload)`."""
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event being applied: its transaction, its envelope, and where its effects go."""
+
+    session: AsyncSession
+    envelope: Envelope
+    outbox: Outbox
+
+    async def publish(self, topic: str, key: str, payload: BaseModel) -> Envelope:
+        """Write an event caused by this one to the outbox, in this transaction."""
+        return await self.outbox.add(self.session, topic, key, payload, caused_by=self.envelope)
+
+
+Handler = Callable[[Delivery, Any], Awaitable[None]]
+"""Applies one event's typed payload inside the delivery's transaction."""
 
 CONSUMED = Counter("events_consumed_total", "Events applied", ["topic", "event_type"])
 DUPLICATES = Counter("events_duplicate_total", "Redelivered events skipped", ["topic"])
@@ -82,6 +98,7 @@ class InboxConsumer:
         topics: Sequence[str],
         handlers: Mapping[str, Handler],
         sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
         producer: Callable[[], AIOKafkaProducer | None],
         max_attempts: int = 5,
     ) -> None:
@@ -91,6 +108,7 @@ class InboxConsumer:
         self._topics = list(topics)
         self._handlers = handlers
         self._sessions = sessions
+        self._outbox = outbox
         self._producer = producer
         self._max_attempts = max_attempts
 
@@ -177,7 +195,7 @@ class InboxConsumer:
             if first_time is None:
                 DUPLICATES.labels(topic).inc()
                 return
-            await handler(session, envelope, payload)
+            await handler(Delivery(session, envelope, self._outbox), payload)
         CONSUMED.labels(topic, envelope.event_type).inc()
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:

@@ -59,11 +59,12 @@ async def running(
     runtime = Runtime(name, settings, engine, create_sessionmaker(engine), Outbox(name))
     if topics:
         runtime.consumer = InboxConsumer(
-            name=name,
+            name=settings.kafka_group_id or name,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topics=topics,
             handlers=handlers,
             sessions=runtime.sessions,
+            outbox=runtime.outbox,
             producer=lambda: runtime.producer,
             max_attempts=settings.consumer_max_attempts,
         )

@@ -18,6 +18,9 @@ class ServiceSettings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
     )
+    kafka_group_id: str | None = Field(
+        default=None, description="Consumer group; defaults to the service's name."
+    )
     host: str = "127.0.0.1"
     port: int
     log_level: str = "INFO"

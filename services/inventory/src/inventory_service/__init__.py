@@ -1,1 +1,1 @@
-"""Package."""
+"""Inventory service: products, stock levels and the reservations the order saga makes."""

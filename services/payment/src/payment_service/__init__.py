@@ -1,1 +1,1 @@
-"""Package."""
+"""The payment service: customer accounts, charges and refunds for orders."""

@@ -1,0 +1,383 @@
+"""The whole local system: a PostgreSQL per service, the broker, migrations, the services.
+
+Everything runs as a child process in its own session, started and stopped by pid,
+so `stop()` can always take down exactly what `start()` brought up.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from devstack import _aio, _process
+from devstack.broker import Broker
+from devstack.errors import DevstackError
+from devstack.ports import check_port_free, free_port
+from devstack.postgres import PostgresServer
+from devstack.topics import create_topics
+
+logger = logging.getLogger(__name__)
+
+SERVICES: tuple[str, ...] = ("order", "inventory", "payment")
+DEFAULT_SERVICE_PORTS: Mapping[str, int] = {"order": 8001, "inventory": 8002, "payment": 8003}
+DEFAULT_PG_PORTS: Mapping[str, int] = {"order": 5433, "inventory": 5434, "payment": 5435}
+DEFAULT_BROKER_PORT = 9092
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+BROKER_PORT_ENV = "BROKER_PORT"
+
+
+def database_url_env(svc: str) -> str:
+    """The variable holding a service's database URL, e.g. `ORDER_DATABASE_URL`."""
+    return f"{svc.upper()}_DATABASE_URL"
+
+
+def port_env(svc: str) -> str:
+    """The variable holding a service's HTTP port, e.g. `ORDER_PORT`."""
+    return f"{svc.upper()}_PORT"
+
+
+def pg_port_env(svc: str) -> str:
+    """The variable holding the port of a service's local PostgreSQL, e.g. `ORDER_PG_PORT`."""
+    return f"{svc.upper()}_PG_PORT"
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The workspace root: the nearest directory above `start` (or this file) with `services/`."""
+    for base in (start or Path(__file__).resolve(), Path.cwd()):
+        for candidate in (base, *base.parents):
+            if (candidate / "services").is_dir() and (candidate / "pyproject.toml").is_file():
+                return candidate
+    raise DevstackError("cannot find the repository root (a directory with services/)")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The TCP ports the stack uses on 127.0.0.1."""
+
+    services: Mapping[str, int]
+    postgres: Mapping[str, int]
+    broker: int
+
+    @classmethod
+    def defaults(cls, services: Sequence[str], environ: Mapping[str, str]) -> "Ports":
+        """The well-known ports, each overridable by its environment variable."""
+        return cls(
+            services={
+                s: _env_port(environ, port_env(s), DEFAULT_SERVICE_PORTS[s]) for s in services
+            },
+            postgres={s: _env_port(environ, pg_port_env(s), DEFAULT_PG_PORTS[s]) for s in services},
+            broker=_env_port(environ, BROKER_PORT_ENV, DEFAULT_BROKER_PORT),
+        )
+
+    @classmethod
+    def free(cls, services: Sequence[str]) -> "Ports":
+        """Ports nothing listens on now, so that parallel test runs do not collide."""
+        return cls(
+            services={s: free_port() for s in services},
+            postgres={s: free_port() for s in services},
+            broker=free_port(),
+        )
+
+
+def _env_port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise DevstackError(f"{name}={raw!r} is not a TCP port number")
+    return int(raw)
+
+
+def service_env(
+    svc: str,
+    environ: Mapping[str, str],
+    *,
+    database_url: str,
+    port: int,
+    bootstrap: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of one service process: it sees only its own database URL."""
+    env = {k: v for k, v in environ.items() if not k.endswith("_DATABASE_URL")}
+    env[database_url_env(svc)] = database_url
+    env[port_env(svc)] = str(port)
+    env[BOOTSTRAP_ENV] = bootstrap
+    env.update(extra or {})
+    return env
+
+
+class Stack:
+    """Starts and stops the local system under `base_dir` (data dirs, logs).
+
+    `<SVC>_DATABASE_URL` or `KAFKA_BOOTSTRAP_SERVERS` in `environ` replace the local
+    PostgreSQL or broker. `free_ports=True` picks unused ports (tests); otherwise the
+    defaults apply, overridable by `ORDER_PORT`, `ORDER_PG_PORT`, `BROKER_PORT`, ...
+    `extra_env` is added to every service's environment.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        repo_root: Path | None = None,
+        services: Sequence[str] = SERVICES,
+        free_ports: bool = False,
+        environ: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        progress: Callable[[str], None] | None = None,
+        ready_timeout: float = 60.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.base_dir = base_dir.resolve()
+        self.repo_root = repo_root or find_repo_root()
+        self.services = tuple(services)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.extra_env = dict(extra_env or {})
+        self.progress = progress or logger.info
+        self.ready_timeout = ready_timeout
+        self.python = python
+        self.ports = (
+            Ports.free(self.services) if free_ports else Ports.defaults(services, self.environ)
+        )
+        self._free_ports = free_ports
+        self._postgres: dict[str, PostgresServer] = {}
+        self._database_urls: dict[str, str] = {}
+        self._broker: Broker | None = None
+        self._bootstrap = self.environ.get(BOOTSTRAP_ENV, "")
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Bring everything up and wait until every service is ready; on failure, stop all."""
+        try:
+            self.start_infrastructure()
+            self.migrate()
+            self.start_services()
+        except BaseException:
+            # Ctrl-C or a failed step: take down what is already running, then report.
+            self.stop()
+            raise
+
+    def start_infrastructure(self) -> None:
+        """Start the databases and the broker, provision them and create the topics."""
+        self._check_ports()
+        (self.base_dir / "logs").mkdir(parents=True, exist_ok=True)
+        for svc in self.services:
+            self._start_database(svc)
+        self._start_broker()
+
+    def migrate(self) -> None:
+        """Run each service's Alembic migrations (`alembic upgrade head`) against its database."""
+        for svc in self.services:
+            with self._step(f"migrating {svc} database"):
+                self._migrate(svc)
+
+    def start_services(self) -> None:
+        """Start every service process, then wait until each answers /health/ready."""
+        for svc in self.services:
+            self._spawn_service(svc)
+        for svc in self.services:
+            with self._step(f"starting {svc} service on :{self.ports.services[svc]}"):
+                self._wait_ready(svc)
+
+    def stop(self) -> None:
+        """Stop everything this object started, services first; safe to call more than once."""
+        for svc in reversed(self.services):
+            if svc in self._procs:
+                with self._step(f"stopping {svc} service"):
+                    self.stop_service(svc)
+        if self._broker is not None:
+            with self._step("stopping broker"):
+                self._broker.stop()
+            self._broker = None
+        for svc in reversed(self.services):
+            server = self._postgres.pop(svc, None)
+            if server is not None:
+                with self._step(f"stopping PostgreSQL for {svc}"):
+                    server.stop()
+
+    # -- what tests use ---------------------------------------------------------------
+
+    def url(self, svc: str) -> str:
+        """The base HTTP URL of a service, e.g. `http://127.0.0.1:8001`."""
+        return f"http://127.0.0.1:{self.ports.services[svc]}"
+
+    def database_url(self, svc: str) -> str:
+        """The SQLAlchemy URL the service uses (its own role and database)."""
+        return self._database_urls[svc]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Where Kafka clients connect: the local broker or `KAFKA_BOOTSTRAP_SERVERS`."""
+        return self._bootstrap
+
+    def postgres(self, svc: str) -> PostgresServer:
+        """The local PostgreSQL of a service (not when its URL came from the environment)."""
+        return self._postgres[svc]
+
+    @property
+    def broker(self) -> Broker:
+        """The local broker (not when `KAFKA_BOOTSTRAP_SERVERS` was set)."""
+        if self._broker is None:
+            raise RuntimeError("no local broker: KAFKA_BOOTSTRAP_SERVERS was set or not started")
+        return self._broker
+
+    def log_path(self, svc: str) -> Path:
+        """The log file a service's stdout and stderr go to (appended across restarts)."""
+        return self.base_dir / "logs" / f"{svc}.log"
+
+    def start_service(self, svc: str) -> None:
+        """(Re)start one service process and wait until it is ready."""
+        self._spawn_service(svc)
+        self._wait_ready(svc)
+
+    def stop_service(self, svc: str, timeout: float = 10.0) -> None:
+        """SIGTERM a service (graceful shutdown), SIGKILL after `timeout` s."""
+        proc = self._procs.pop(svc, None)
+        if proc is not None:
+            _process.stop_process(proc, signal.SIGTERM, timeout)
+
+    def kill(self, svc: str) -> None:
+        """SIGKILL a service, as a crash would; `start_service` brings it back."""
+        proc = self._procs.pop(svc, None)
+        if proc is not None:
+            _process.kill_process(proc)
+
+    # -- steps ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _step(self, label: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.progress(f"{label} ... failed")
+            raise
+        self.progress(f"{label} ... ok ({time.monotonic() - started:.1f} s)")
+
+    def _check_ports(self) -> None:
+        if self._free_ports:
+            return
+        for svc in self.services:
+            check_port_free(self.ports.services[svc], f"{svc} service", port_env(svc))
+            if database_url_env(svc) not in self.environ:
+                port = self.ports.postgres[svc]
+                check_port_free(port, f"PostgreSQL for {svc}", pg_port_env(svc))
+        if not self._bootstrap:
+            check_port_free(self.ports.broker, "broker", BROKER_PORT_ENV)
+
+    def _start_database(self, svc: str) -> None:
+        external = self.environ.get(database_url_env(svc))
+        if external:
+            self.progress(f"using {database_url_env(svc)} for {svc}")
+            self._database_urls[svc] = external
+            return
+        port = self.ports.postgres[svc]
+        server = PostgresServer(self.base_dir / f"pg-{svc}", port)
+        with self._step(f"starting PostgreSQL for {svc} on :{port}"):
+            self._postgres[svc] = server
+            server.start()
+            self._database_urls[svc] = server.provision(svc, svc, secrets.token_urlsafe(18))
+
+    def _start_broker(self) -> None:
+        if self._bootstrap:
+            self.progress(f"using {BOOTSTRAP_ENV}={self._bootstrap}")
+        else:
+            broker = Broker(self.ports.broker, self.base_dir / "logs" / "broker.log")
+            with self._step(f"starting broker on :{broker.port}"):
+                self._broker = broker
+                broker.start()
+            self._bootstrap = broker.bootstrap_servers
+        with self._step("creating topics"):
+            _aio.run_sync(asyncio.wait_for(create_topics(self._bootstrap), timeout=30))
+
+    def _migrate(self, svc: str) -> None:
+        service_dir = self.repo_root / "services" / svc
+        if not (service_dir / "alembic.ini").is_file():
+            raise DevstackError(f"migrations for {svc}: {service_dir / 'alembic.ini'} not found")
+        env = {k: v for k, v in self.environ.items() if not k.endswith("_DATABASE_URL")}
+        env[database_url_env(svc)] = self._database_urls[svc]
+        log_path = self.base_dir / "logs" / f"{svc}-migrate.log"
+        with log_path.open("ab") as log:
+            result = _process.run(
+                [self.python, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
+                capture=False,
+                cwd=service_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if result.returncode != 0:
+            raise DevstackError(
+                f"migrations for {svc} failed (alembic exit {result.returncode})",
+                log_path=log_path,
+                detail=_process.log_tail(log_path),
+            )
+
+    def _spawn_service(self, svc: str) -> None:
+        if svc in self._procs and self._procs[svc].poll() is None:
+            raise RuntimeError(f"{svc} service is already running")
+        env = service_env(
+            svc,
+            self.environ,
+            database_url=self._database_urls[svc],
+            port=self.ports.services[svc],
+            bootstrap=self._bootstrap,
+            extra=self.extra_env,
+        )
+        with self.log_path(svc).open("ab") as log:
+            self._procs[svc] = subprocess.Popen(
+                [self.python, "-m", f"{svc}_service"],
+                cwd=self.repo_root / "services" / svc,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_ready(self, svc: str) -> None:
+        proc, log_path = self._procs[svc], self.log_path(svc)
+        deadline = time.monotonic() + self.ready_timeout
+        with httpx.Client(timeout=2.0) as client:
+            while proc.poll() is None:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{self.url(svc)}/health/ready").status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise DevstackError(
+                        f"{svc} service not ready after {self.ready_timeout:.0f} s",
+                        log_path=log_path,
+                        detail=_process.log_tail(log_path),
+                    )
+                time.sleep(0.2)
+        raise DevstackError(
+            f"{svc} service exited during startup (exit {proc.returncode})",
+            log_path=log_path,
+            detail=_process.log_tail(log_path),
+        )

@@ -1,0 +1,122 @@
+import os
+import socket
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from devstack.errors import DevstackError
+from devstack.ports import check_port_free
+from devstack.stack import Ports, Stack, service_env
+
+from .helpers import process_gone
+
+
+def test_a_service_sees_only_its_own_database_url():
+    environ = {"ORDER_DATABASE_URL": "o", "PAYMENT_DATABASE_URL": "p", "PATH": "/bin"}
+
+    env = service_env(
+        "payment",
+        environ,
+        database_url="mine",
+        port=8003,
+        bootstrap="127.0.0.1:9092",
+        extra={"SAGA_TIMEOUT_SECONDS": "5"},
+    )
+
+    assert env == {
+        "PATH": "/bin",
+        "PAYMENT_DATABASE_URL": "mine",
+        "PAYMENT_PORT": "8003",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "SAGA_TIMEOUT_SECONDS": "5",
+    }
+
+
+def test_default_ports_yield_to_the_environment():
+    ports = Ports.defaults(("order", "payment"), {"PAYMENT_PORT": "9003", "BROKER_PORT": "19092"})
+
+    assert ports.services == {"order": 8001, "payment": 9003}
+    assert ports.broker == 19092
+    with pytest.raises(DevstackError, match="ORDER_PORT='x' is not a TCP port"):
+        Ports.defaults(("order",), {"ORDER_PORT": "x"})
+
+
+def test_a_taken_port_is_named_with_the_variable_that_moves_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DevstackError) as failure:
+            check_port_free(port, "order service", "ORDER_PORT")
+    assert str(failure.value) == (
+        f"port {port} is already in use (order service); set ORDER_PORT to another port"
+    )
+
+
+@pytest.mark.integration
+def test_a_failed_start_leaves_no_process_behind(tmp_path, monkeypatch):
+    # The services do not exist yet here; migrations are the step that fails, after
+    # the databases, the broker and the topics are up.
+    seen: dict[str, int | None] = {}
+    lines: list[str] = []
+
+    def failing_migrate(stack: Stack) -> None:
+        seen["inventory"] = stack.postgres("inventory").pid
+        seen["broker"] = stack.broker.pid
+        with pytest.raises(KeyError):
+            stack.postgres("order")  # its URL came from the environment
+        raise DevstackError("migrations failed on purpose")
+
+    monkeypatch.setattr(Stack, "migrate", failing_migrate)
+    stack = Stack(
+        tmp_path / "stack",
+        repo_root=tmp_path,
+        services=("order", "inventory"),
+        free_ports=True,
+        environ={**os.environ, "ORDER_DATABASE_URL": "postgresql+asyncpg://o:o@127.0.0.1:1/o"},
+        progress=lines.append,
+    )
+    with pytest.raises(DevstackError, match="on purpose"):
+        stack.start()
+
+    assert seen["inventory"] and process_gone(seen["inventory"])
+    assert seen["broker"] and process_gone(seen["broker"])
+    assert any(line.startswith("starting PostgreSQL for inventory on :") for line in lines)
+    assert "creating topics ... ok" in " ".join(lines)
+    assert lines[-1].startswith("stopping PostgreSQL for inventory ... ok")
+    stack.stop()  # idempotent
+
+
+@pytest.mark.integration
+async def test_the_stack_provisions_a_reachable_database(tmp_path):
+    stack = Stack(tmp_path, repo_root=tmp_path, services=("payment",), free_ports=True)
+    try:
+        stack.start_infrastructure()
+        url = stack.database_url("payment")
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        assert await conn.fetchval("SELECT current_user") == "payment"
+        await conn.close()
+    finally:
+        stack.stop()
+
+
+@pytest.mark.integration
+def test_up_reports_a_taken_port_in_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack", "up"],
+            env={**os.environ, "ORDER_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: port {port} is already in use (order service); set ORDER_PORT to another port\n"
+    )

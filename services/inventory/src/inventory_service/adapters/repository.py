@@ -1,0 +1,114 @@
+"""Load and save products and reservations: rows <-> domain objects.
+
+Loads that precede a change lock their rows (`FOR UPDATE`); products are always
+locked in SKU order, so two transactions never wait on each other in a cycle.
+"""
+
+from collections.abc import Iterable
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory_service.adapters.orm import products, reservations
+from inventory_service.domain import model
+
+
+def _product(row: sa.Row[tuple[object, ...]]) -> model.Product:
+    return model.Product(
+        sku=row.sku,
+        name=row.name,
+        unit_price_cents=row.unit_price_cents,
+        available=row.available,
+        reserved=row.reserved,
+        sold=row.sold,
+        version=row.version,
+    )
+
+
+async def get_product(session: AsyncSession, sku: str) -> model.Product | None:
+    """The product `sku`, unlocked (for reading), or None."""
+    row = (await session.execute(sa.select(products).where(products.c.sku == sku))).one_or_none()
+    return None if row is None else _product(row)
+
+
+async def lock_or_add_product(session: AsyncSession, sku: str) -> model.Product:
+    """The product `sku`, locked; a never-stocked one (version 0) is inserted first.
+
+    Inserting before locking makes two concurrent creations of one SKU serialize on
+    its row instead of one of them failing on the primary key.
+    """
+    blank = model.Product(sku)
+    await session.execute(insert(products).values(_values(blank)).on_conflict_do_nothing())
+    row = (
+        await session.execute(sa.select(products).where(products.c.sku == sku).with_for_update())
+    ).one()
+    return _product(row)
+
+
+async def lock_products(session: AsyncSession, skus: Iterable[str]) -> dict[str, model.Product]:
+    """The known products among `skus`, locked in SKU order, by SKU."""
+    query = (
+        sa.select(products)
+        .where(products.c.sku.in_(sorted(set(skus))))
+        .order_by(products.c.sku)
+        .with_for_update()
+    )
+    return {row.sku: _product(row) for row in await session.execute(query)}
+
+
+async def save_products(session: AsyncSession, changed: Iterable[model.Product]) -> None:
+    """Write the catalog data and stock buckets of `changed` (rows that already exist)."""
+    for product in changed:
+        await session.execute(
+            sa.update(products)
+            .where(products.c.sku == product.sku)
+            .values(**_values(product), updated_at=sa.func.now())
+        )
+
+
+def _values(product: model.Product) -> dict[str, object]:
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "unit_price_cents": product.unit_price_cents,
+        "available": product.available,
+        "reserved": product.reserved,
+        "sold": product.sold,
+        "version": product.version,
+    }
+
+
+async def lock_reservations(session: AsyncSession, order_id: UUID) -> list[model.Reservation]:
+    """The reservations of `order_id`, locked, in SKU order."""
+    query = (
+        sa.select(reservations)
+        .where(reservations.c.order_id == order_id)
+        .order_by(reservations.c.sku)
+        .with_for_update()
+    )
+    return [
+        model.Reservation(row.order_id, row.sku, row.quantity, model.ReservationStatus(row.status))
+        for row in await session.execute(query)
+    ]
+
+
+async def add_reservations(session: AsyncSession, new: Iterable[model.Reservation]) -> None:
+    """Insert `new` reservations."""
+    rows = [
+        {"order_id": r.order_id, "sku": r.sku, "quantity": r.quantity, "status": r.status.value}
+        for r in new
+    ]
+    if rows:
+        await session.execute(insert(reservations).values(rows))
+
+
+async def save_reservations(session: AsyncSession, changed: Iterable[model.Reservation]) -> None:
+    """Write the status of `changed` reservations."""
+    for r in changed:
+        await session.execute(
+            sa.update(reservations)
+            .where(reservations.c.order_id == r.order_id, reservations.c.sku == r.sku)
+            .values(status=r.status.value, updated_at=sa.func.now())
+        )

@@ -1,0 +1,1 @@
+"""HTTP API: routes and request/response schemas."""

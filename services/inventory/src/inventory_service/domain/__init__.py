@@ -1,0 +1,1 @@
+"""Pure business rules: products, stock and reservations."""

@@ -1,0 +1,1 @@
+"""Use cases: the HTTP commands and the consumers of order events."""

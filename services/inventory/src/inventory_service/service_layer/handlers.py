@@ -1,0 +1,81 @@
+"""Use cases: the product command the API calls and the consumers of order events.
+
+Each reads top-down: load (locking what it changes) -> the domain decides -> save ->
+write the resulting events to the outbox, all in the caller's transaction.
+"""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.consumer import Delivery
+from chassis.outbox import Outbox
+from inventory_service.adapters import repository
+from inventory_service.domain import model
+from shared_contracts import Topic
+from shared_contracts.inventory import v1 as inventory_v1
+from shared_contracts.order import v1 as order_v1
+
+OUT_OF_STOCK = "OUT_OF_STOCK"
+
+
+async def put_product(
+    session: AsyncSession, outbox: Outbox, sku: str, name: str, unit_price_cents: int, stock: int
+) -> model.Product:
+    """Create or replace a product's catalog data and units on hand; publish ProductUpdated."""
+    product = await repository.lock_or_add_product(session, sku)
+    product.replace_catalog(name, unit_price_cents, stock)
+    await repository.save_products(session, [product])
+    event = inventory_v1.ProductUpdated(
+        sku=sku, name=name, unit_price_cents=unit_price_cents, version=product.version
+    )
+    await outbox.add(session, Topic.PRODUCT_EVENTS, sku, event)
+    return product
+
+
+async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> None:
+    """Reserve every line of a new order, or nothing; publish the outcome."""
+    session, key = delivery.session, str(event.order_id)
+    wanted = model.total_quantities((line.sku, line.quantity) for line in event.items)
+    products = await repository.lock_products(session, wanted)
+    if await repository.lock_reservations(session, event.order_id):
+        return  # this order was reserved before
+    decision = model.reserve_order(event.order_id, wanted, products)
+    if isinstance(decision, model.Rejected):
+        failed = inventory_v1.StockReservationFailed(
+            order_id=event.order_id, reason=OUT_OF_STOCK, skus=decision.short_skus
+        )
+        await delivery.publish(Topic.INVENTORY_EVENTS, key, failed)
+        return
+    await repository.save_products(session, products.values())
+    await repository.add_reservations(session, decision.reservations)
+    reserved = inventory_v1.StockReserved(
+        order_id=event.order_id, items=_lines(decision.reservations)
+    )
+    await delivery.publish(Topic.INVENTORY_EVENTS, key, reserved)
+
+
+async def on_order_confirmed(delivery: Delivery, event: order_v1.OrderConfirmed) -> None:
+    """Turn a confirmed order's held units into sold ones (publishes nothing)."""
+    reservations = await repository.lock_reservations(delivery.session, event.order_id)
+    products = await repository.lock_products(delivery.session, (r.sku for r in reservations))
+    sold = model.sell_order(reservations, products)
+    if not sold:
+        return  # nothing was reserved, or it was sold before
+    await repository.save_products(delivery.session, [products[r.sku] for r in sold])
+    await repository.save_reservations(delivery.session, sold)
+
+
+async def on_order_cancelled(delivery: Delivery, event: order_v1.OrderCancelled) -> None:
+    """Put a cancelled order's held or sold units back on hand; publish StockReleased."""
+    reservations = await repository.lock_reservations(delivery.session, event.order_id)
+    products = await repository.lock_products(delivery.session, (r.sku for r in reservations))
+    released = model.release_order(reservations, products)
+    if not released:
+        return  # nothing was reserved, or it was released before
+    await repository.save_products(delivery.session, [products[r.sku] for r in released])
+    await repository.save_reservations(delivery.session, released)
+    out = inventory_v1.StockReleased(order_id=event.order_id, items=_lines(released))
+    await delivery.publish(Topic.INVENTORY_EVENTS, str(event.order_id), out)
+
+
+def _lines(reservations: list[model.Reservation]) -> list[inventory_v1.ReservedLine]:
+    return [inventory_v1.ReservedLine(sku=r.sku, quantity=r.quantity) for r in reservations]

@@ -1,0 +1,286 @@
+"""The consumer handlers, called directly in their own transactions on a real database."""
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.consumer import Delivery, Handler
+from chassis.outbox import Outbox
+from chassis.tables import outbox
+from inventory_service.adapters.orm import reservations
+from inventory_service.service_layer import handlers
+from shared_contracts import Envelope, Topic
+from shared_contracts.order import v1 as order_v1
+
+pytestmark = pytest.mark.integration
+
+Sessions = async_sessionmaker[AsyncSession]
+OUTBOX = Outbox("inventory")
+
+
+def new_sku() -> str:
+    return f"SKU-{uuid.uuid4().hex[:10]}"
+
+
+def envelope_of(payload: BaseModel, order_id: uuid.UUID) -> Envelope:
+    return Envelope(
+        event_id=uuid.uuid4(),
+        event_type=type(payload).__name__,
+        event_version=1,
+        occurred_at=datetime.now(UTC),
+        producer="order",
+        aggregate_id=str(order_id),
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+async def apply(sessions: Sessions, handler: Handler, payload: Any) -> Envelope:
+    """Run `handler` on `payload` in its own transaction, as the consumer does."""
+    envelope = envelope_of(payload, payload.order_id)
+    async with sessions.begin() as session:
+        await handler(Delivery(session, envelope, OUTBOX), payload)
+    return envelope
+
+
+async def create(sessions: Sessions, order_id: uuid.UUID, *lines: tuple[str, int]) -> Envelope:
+    items = [order_v1.OrderLine(sku=s, quantity=q, unit_price_cents=100) for s, q in lines]
+    event = order_v1.OrderCreated(
+        order_id=order_id, customer_id="c1", items=items, total_cents=100 * sum(q for _, q in lines)
+    )
+    return await apply(sessions, handlers.on_order_created, event)
+
+
+async def confirm(sessions: Sessions, order_id: uuid.UUID) -> Envelope:
+    return await apply(
+        sessions, handlers.on_order_confirmed, order_v1.OrderConfirmed(order_id=order_id)
+    )
+
+
+async def cancel(sessions: Sessions, order_id: uuid.UUID) -> Envelope:
+    event = order_v1.OrderCancelled(order_id=order_id, reason="CUSTOMER_CANCELLED")
+    return await apply(sessions, handlers.on_order_cancelled, event)
+
+
+async def stock(sessions: Sessions, sku: str, amount: int) -> None:
+    """PUT a product the way the API does."""
+    async with sessions.begin() as session:
+        await handlers.put_product(session, OUTBOX, sku, f"Product {sku}", 100, amount)
+
+
+async def buckets(sessions: Sessions, sku: str) -> tuple[int, int, int]:
+    """`(available, reserved, sold)` of `sku`."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                sa.text("SELECT available, reserved, sold FROM products WHERE sku = :sku"),
+                {"sku": sku},
+            )
+        ).one()
+    return row.available, row.reserved, row.sold
+
+
+async def statuses(sessions: Sessions, order_id: uuid.UUID) -> dict[str, tuple[int, str]]:
+    """`{sku: (quantity, status)}` of the order's reservations."""
+    query = sa.select(reservations).where(reservations.c.order_id == order_id)
+    async with sessions() as session:
+        return {r.sku: (r.quantity, r.status) for r in await session.execute(query)}
+
+
+async def emitted(sessions: Sessions, order_id: uuid.UUID) -> list[Envelope]:
+    """The events the outbox holds for `order_id`, oldest first, all on `inventory.events`."""
+    query = sa.select(outbox).where(outbox.c.key == str(order_id)).order_by(outbox.c.id)
+    async with sessions() as session:
+        rows = (await session.execute(query)).all()
+    assert {row.topic for row in rows} <= {Topic.INVENTORY_EVENTS.value}
+    return [Envelope.model_validate(json.loads(row.envelope)) for row in rows]
+
+
+class TestOrderCreated:
+    async def test_every_line_is_reserved(self, sessions: Sessions) -> None:
+        a, b, order_id = new_sku(), new_sku(), uuid.uuid4()
+        await stock(sessions, a, 5)
+        await stock(sessions, b, 2)
+        cause = await create(sessions, order_id, (a, 3), (b, 2))
+
+        assert await buckets(sessions, a) == (2, 3, 0)
+        assert await buckets(sessions, b) == (0, 2, 0)
+        assert await statuses(sessions, order_id) == {a: (3, "reserved"), b: (2, "reserved")}
+        [event] = await emitted(sessions, order_id)
+        assert (event.event_type, event.causation_id, event.producer) == (
+            "StockReserved",
+            cause.event_id,
+            "inventory",
+        )
+        assert event.payload == {
+            "order_id": str(order_id),
+            "items": [{"sku": s, "quantity": q} for s, q in sorted([(a, 3), (b, 2)])],
+        }
+
+    async def test_one_short_line_reserves_nothing(self, sessions: Sessions) -> None:
+        a, b, unknown, order_id = new_sku(), new_sku(), new_sku(), uuid.uuid4()
+        await stock(sessions, a, 5)
+        await stock(sessions, b, 1)
+        cause = await create(sessions, order_id, (a, 3), (b, 2), (unknown, 1))
+
+        assert await buckets(sessions, a) == (5, 0, 0)
+        assert await buckets(sessions, b) == (1, 0, 0)
+        assert await statuses(sessions, order_id) == {}
+        [event] = await emitted(sessions, order_id)
+        assert (event.event_type, event.causation_id) == ("StockReservationFailed", cause.event_id)
+        assert event.payload == {
+            "order_id": str(order_id),
+            "reason": "OUT_OF_STOCK",
+            "skus": sorted([b, unknown]),
+        }
+
+    async def test_lines_of_one_sku_are_summed(self, sessions: Sessions) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 5)
+        await create(sessions, order_id, (sku, 2), (sku, 3))
+
+        assert await buckets(sessions, sku) == (0, 5, 0)
+        assert await statuses(sessions, order_id) == {sku: (5, "reserved")}
+        [event] = await emitted(sessions, order_id)
+        assert event.payload["items"] == [{"sku": sku, "quantity": 5}]
+
+    async def test_lines_of_one_sku_are_summed_before_checking_stock(
+        self, sessions: Sessions
+    ) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 4)
+        await create(sessions, order_id, (sku, 2), (sku, 3))
+
+        assert await buckets(sessions, sku) == (4, 0, 0)
+        [event] = await emitted(sessions, order_id)
+        assert (event.event_type, event.payload["skus"]) == ("StockReservationFailed", [sku])
+
+    async def test_an_order_already_reserved_is_left_alone(self, sessions: Sessions) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 5)
+        await create(sessions, order_id, (sku, 2))
+        await create(sessions, order_id, (sku, 2))
+
+        assert await buckets(sessions, sku) == (3, 2, 0)
+        assert [e.event_type for e in await emitted(sessions, order_id)] == ["StockReserved"]
+
+    async def test_concurrent_orders_for_the_last_units_never_oversell(
+        self, sessions: Sessions
+    ) -> None:
+        sku, orders = new_sku(), [uuid.uuid4() for _ in range(20)]
+        await stock(sessions, sku, 5)
+        await asyncio.gather(*(create(sessions, order_id, (sku, 1)) for order_id in orders))
+
+        assert await buckets(sessions, sku) == (0, 5, 0)
+        outcomes = [e.event_type for o in orders for e in await emitted(sessions, o)]
+        assert sorted(outcomes) == ["StockReservationFailed"] * 15 + ["StockReserved"] * 5
+        held = [o for o in orders if await statuses(sessions, o)]
+        assert len(held) == 5
+
+
+class TestOrderConfirmed:
+    async def test_held_units_become_sold(self, sessions: Sessions) -> None:
+        a, b, order_id = new_sku(), new_sku(), uuid.uuid4()
+        await stock(sessions, a, 5)
+        await stock(sessions, b, 5)
+        await create(sessions, order_id, (a, 1), (b, 4))
+        await confirm(sessions, order_id)
+
+        assert await buckets(sessions, a) == (4, 0, 1)
+        assert await buckets(sessions, b) == (1, 0, 4)
+        assert await statuses(sessions, order_id) == {a: (1, "sold"), b: (4, "sold")}
+        assert [e.event_type for e in await emitted(sessions, order_id)] == ["StockReserved"]
+
+    async def test_confirming_an_order_with_nothing_reserved_does_nothing(
+        self, sessions: Sessions
+    ) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 1)
+        await create(sessions, order_id, (sku, 2))  # fails: nothing is held
+        await confirm(sessions, order_id)
+        await confirm(sessions, uuid.uuid4())
+
+        assert await buckets(sessions, sku) == (1, 0, 0)
+        assert await statuses(sessions, order_id) == {}
+
+
+class TestOrderCancelled:
+    async def test_held_units_go_back_on_hand(self, sessions: Sessions) -> None:
+        a, b, order_id = new_sku(), new_sku(), uuid.uuid4()
+        await stock(sessions, a, 5)
+        await stock(sessions, b, 5)
+        await create(sessions, order_id, (a, 2), (b, 5))
+        cause = await cancel(sessions, order_id)
+
+        assert await buckets(sessions, a) == (5, 0, 0)
+        assert await buckets(sessions, b) == (5, 0, 0)
+        assert await statuses(sessions, order_id) == {a: (2, "released"), b: (5, "released")}
+        reserved, released = await emitted(sessions, order_id)
+        assert (released.event_type, released.causation_id) == ("StockReleased", cause.event_id)
+        assert released.payload == reserved.payload
+
+    async def test_a_confirmed_order_is_restocked(self, sessions: Sessions) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 5)
+        await create(sessions, order_id, (sku, 3))
+        await confirm(sessions, order_id)
+        await cancel(sessions, order_id)
+
+        assert await buckets(sessions, sku) == (5, 0, 0)
+        assert await statuses(sessions, order_id) == {sku: (3, "released")}
+        events = await emitted(sessions, order_id)
+        assert [e.event_type for e in events] == ["StockReserved", "StockReleased"]
+        assert events[1].payload["items"] == [{"sku": sku, "quantity": 3}]
+
+    async def test_cancelling_with_nothing_reserved_is_a_no_op(self, sessions: Sessions) -> None:
+        sku, failed, never_seen = new_sku(), uuid.uuid4(), uuid.uuid4()
+        await stock(sessions, sku, 1)
+        await create(sessions, failed, (sku, 2))
+        await cancel(sessions, failed)
+        await cancel(sessions, never_seen)
+
+        assert await buckets(sessions, sku) == (1, 0, 0)
+        assert [e.event_type for e in await emitted(sessions, failed)] == ["StockReservationFailed"]
+        assert await emitted(sessions, never_seen) == []
+
+    async def test_cancelling_twice_releases_once(self, sessions: Sessions) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 5)
+        await create(sessions, order_id, (sku, 2))
+        await cancel(sessions, order_id)
+        await cancel(sessions, order_id)
+        await confirm(sessions, order_id)  # a late confirmation cannot sell released units
+
+        assert await buckets(sessions, sku) == (5, 0, 0)
+        events = await emitted(sessions, order_id)
+        assert [e.event_type for e in events] == ["StockReserved", "StockReleased"]
+
+
+class TestStockConservation:
+    async def test_a_mixed_scenario_conserves_units_and_leaves_nothing_held(
+        self, sessions: Sessions
+    ) -> None:
+        skus = [new_sku() for _ in range(3)]
+        for sku in skus:
+            await stock(sessions, sku, 6)
+        orders = [uuid.uuid4() for _ in range(12)]
+        await asyncio.gather(
+            *(
+                create(sessions, o, (skus[i % 3], 2), (skus[(i + 1) % 3], 1))
+                for i, o in enumerate(orders)
+            )
+        )
+        # Settle every order, as the order service would: confirm some, cancel the rest.
+        await asyncio.gather(*(confirm(sessions, o) for o in orders[::2]))
+        await asyncio.gather(*(cancel(sessions, o) for o in orders[1::2]))
+        await asyncio.gather(*(cancel(sessions, o) for o in orders[::4]))  # customer cancels
+
+        for sku in skus:
+            available, reserved, sold = await buckets(sessions, sku)
+            assert (available + reserved + sold, reserved) == (6, 0)

@@ -1,0 +1,146 @@
+"""Load and save orders and the catalog replica within the caller's transaction."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.adapters.orm import catalog, order_history, order_lines, orders
+from order_service.domain.model import Line, Order, Outcome, Product, Reason, Status, Step
+
+
+async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> Order | None:
+    """The order, or None; `lock` holds it (FOR UPDATE) until the transaction ends."""
+    query = sa.select(orders).where(orders.c.order_id == order_id)
+    row = (await session.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        return None
+    lines = await session.execute(
+        sa.select(order_lines)
+        .where(order_lines.c.order_id == order_id)
+        .order_by(order_lines.c.line_no)
+    )
+    steps = await session.execute(
+        sa.select(order_history)
+        .where(order_history.c.order_id == order_id)
+        .order_by(order_history.c.id)
+    )
+    return Order(
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        lines=[Line(r.sku, r.quantity, r.unit_price_cents) for r in lines],
+        created_at=row.created_at,
+        status=Status(row.status),
+        reason=Reason(row.reason) if row.reason else None,
+        payment=Outcome(row.payment) if row.payment else None,
+        stock=Outcome(row.stock) if row.stock else None,
+        history=[Step(r.step, r.at, r.detail) for r in steps],
+    )
+
+
+async def add(
+    session: AsyncSession,
+    order: Order,
+    idempotency_key: str | None = None,
+    request_fingerprint: str | None = None,
+) -> None:
+    """Insert a new order with its lines and first steps."""
+    await session.execute(
+        sa.insert(orders).values(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=order.status.value,
+            total_cents=order.total_cents,
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+            created_at=order.created_at,
+            updated_at=order.created_at,
+        )
+    )
+    await session.execute(
+        sa.insert(order_lines),
+        [
+            {"order_id": order.order_id, "line_no": n, **vars(line)}
+            for n, line in enumerate(order.lines, start=1)
+        ],
+    )
+    await _save_steps(session, order)
+
+
+async def update(session: AsyncSession, order: Order, now: datetime) -> None:
+    """Save the saga state of a loaded order and its new steps."""
+    await session.execute(
+        sa.update(orders)
+        .where(orders.c.order_id == order.order_id)
+        .values(
+            status=order.status.value,
+            reason=order.reason.value if order.reason else None,
+            payment=order.payment.value if order.payment else None,
+            stock=order.stock.value if order.stock else None,
+            updated_at=now,
+        )
+    )
+    await _save_steps(session, order)
+
+
+async def _save_steps(session: AsyncSession, order: Order) -> None:
+    if order.new_steps:
+        await session.execute(
+            sa.insert(order_history),
+            [
+                {"order_id": order.order_id, "step": s.step, "at": s.at, "detail": s.detail}
+                for s in order.new_steps
+            ],
+        )
+    order.history, order.new_steps = order.timeline, []
+
+
+async def find_by_idempotency_key(session: AsyncSession, key: str) -> tuple[UUID, str] | None:
+    """`(order_id, request_fingerprint)` of the order created with `key`, if any."""
+    row = (
+        await session.execute(
+            sa.select(orders.c.order_id, orders.c.request_fingerprint).where(
+                orders.c.idempotency_key == key
+            )
+        )
+    ).first()
+    return (row.order_id, row.request_fingerprint) if row else None
+
+
+async def pending_before(session: AsyncSession, deadline: datetime, limit: int) -> list[UUID]:
+    """Ids of orders still PENDING that were created before `deadline`, locked.
+
+    SKIP LOCKED leaves orders that a consumer or a request holds right now to the next sweep.
+    """
+    rows = await session.execute(
+        sa.select(orders.c.order_id)
+        .where(orders.c.status == Status.PENDING.value, orders.c.created_at < deadline)
+        .order_by(orders.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows.scalars())
+
+
+async def products(session: AsyncSession, skus: Iterable[str]) -> dict[str, Product]:
+    """The replica's products among `skus`, by SKU."""
+    rows = await session.execute(sa.select(catalog).where(catalog.c.sku.in_(list(skus))))
+    return {r.sku: Product(r.sku, r.name, r.unit_price_cents) for r in rows}
+
+
+async def upsert_product(
+    session: AsyncSession, product: Product, version: int, now: datetime
+) -> None:
+    """Store a product unless the replica already has this or a newer version."""
+    values = {**vars(product), "version": version, "updated_at": now}
+    statement = insert(catalog).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[catalog.c.sku],
+            set_={k: statement.excluded[k] for k in values if k != "sku"},
+            where=catalog.c.version < statement.excluded.version,
+        )
+    )

@@ -1,0 +1,1 @@
+"""The order aggregate and its saga rules: pure Python, no I/O."""

@@ -1,0 +1,67 @@
+"""Assemble the order service: routes, event handlers, the saga timeout sweep."""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from chassis.app import create_service_app
+from chassis.consumer import Handler
+from chassis.runtime import Runtime
+from order_service.api import routes
+from order_service.domain.model import AlreadyCancelled, UnknownSkus
+from order_service.service_layer import handlers
+from order_service.settings import Settings
+from shared_contracts import Topic
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict[str, Handler] = {
+    "PaymentSucceeded": handlers.on_payment_succeeded,
+    "PaymentFailed": handlers.on_payment_failed,
+    "PaymentRefunded": handlers.on_payment_refunded,
+    "StockReserved": handlers.on_stock_reserved,
+    "StockReservationFailed": handlers.on_stock_reservation_failed,
+    "StockReleased": handlers.on_stock_released,
+    "ProductUpdated": handlers.on_product_updated,
+}
+
+ERROR_STATUS: dict[type[Exception], int] = {
+    UnknownSkus: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    handlers.OrderNotFound: status.HTTP_404_NOT_FOUND,
+    AlreadyCancelled: status.HTTP_409_CONFLICT,
+    handlers.IdempotencyKeyReused: status.HTTP_409_CONFLICT,
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The order service: HTTP API, consumer of payment/inventory results, timeout sweep."""
+    settings = settings or Settings()
+    timeout = timedelta(seconds=settings.saga_timeout_seconds)
+
+    async def sweep_timeouts(runtime: Runtime) -> None:
+        interval = min(1.0, settings.saga_timeout_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await handlers.time_out_stale_orders(runtime.sessions, runtime.outbox, timeout)
+            except Exception:
+                log.warning("saga timeout sweep failed; next sweep retries", exc_info=True)
+
+    app = create_service_app(
+        "order",
+        settings,
+        routers=[routes.router],
+        handlers=HANDLERS,
+        topics=[Topic.PAYMENT_EVENTS, Topic.INVENTORY_EVENTS, Topic.PRODUCT_EVENTS],
+        background=[sweep_timeouts],
+    )
+
+    async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS[type(exc)])
+
+    for error in ERROR_STATUS:
+        app.add_exception_handler(error, domain_error)
+    return app

@@ -1,0 +1,1 @@
+"""Use cases: place and cancel orders, apply the saga's results, time out stale orders."""

@@ -1,0 +1,225 @@
+"""Use cases of the order service, each one transaction: load, let the order decide, save, publish."""
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.consumer import Delivery
+from chassis.outbox import Outbox
+from order_service.adapters import repository
+from order_service.domain.model import Order, Outcome, Product, Reason, price_lines
+from shared_contracts import Envelope, Topic
+from shared_contracts.inventory import v1 as inventory
+from shared_contracts.order import v1 as order_events
+from shared_contracts.payment import v1 as payment
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, str, BaseModel], Awaitable[Envelope]]
+"""Writes an event to the outbox: `Outbox.add` bound to a session, or `Delivery.publish`."""
+
+
+class OrderNotFound(Exception):
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"order {order_id} not found")
+
+
+class IdempotencyKeyReused(Exception):
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key was already used with a different request body")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def place_order(
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: Outbox,
+    customer_id: str,
+    items: list[tuple[str, int]],
+    idempotency_key: str | None = None,
+) -> Order:
+    """Price the order from the catalog replica, store it PENDING and publish OrderCreated.
+
+    With an idempotency key, a repeat of the same request returns the first order,
+    even when the two race: the unique key lets one insert win and the other reads it.
+    """
+    fingerprint = _fingerprint(customer_id, items) if idempotency_key else None
+    if idempotency_key:
+        existing = await _order_for_key(sessions, idempotency_key, fingerprint)
+        if existing:
+            return existing
+    try:
+        async with sessions.begin() as session:
+            catalog = await repository.products(session, (sku for sku, _ in items))
+            order = Order.place(uuid.uuid4(), customer_id, price_lines(items, catalog), _now())
+            decisions = _decisions(order)
+            await repository.add(session, order, idempotency_key, fingerprint)
+            await _publish(order, decisions, partial(outbox.add, session))
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        existing = await _order_for_key(sessions, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return existing
+    return order
+
+
+async def _order_for_key(
+    sessions: async_sessionmaker[AsyncSession], key: str, fingerprint: str | None
+) -> Order | None:
+    async with sessions.begin() as session:
+        found = await repository.find_by_idempotency_key(session, key)
+        if found is None:
+            return None
+        order_id, first_fingerprint = found
+        if first_fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        return await repository.get(session, order_id)
+
+
+def _fingerprint(customer_id: str, items: list[tuple[str, int]]) -> str:
+    canonical = json.dumps([customer_id, items], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def get_order(sessions: async_sessionmaker[AsyncSession], order_id: UUID) -> Order:
+    async with sessions.begin() as session:
+        order = await repository.get(session, order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def cancel_order(
+    sessions: async_sessionmaker[AsyncSession], outbox: Outbox, order_id: UUID
+) -> Order:
+    """Customer cancellation of a pending or confirmed order."""
+    async with sessions.begin() as session:
+        order = await repository.get(session, order_id, lock=True)
+        if order is None:
+            raise OrderNotFound(order_id)
+        order.cancel(Reason.CUSTOMER_CANCELLED, _now())
+        await _save(order, session, partial(outbox.add, session))
+    return order
+
+
+async def time_out_stale_orders(
+    sessions: async_sessionmaker[AsyncSession], outbox: Outbox, timeout: timedelta
+) -> int:
+    """Cancel orders PENDING for longer than `timeout`; return how many."""
+    now = _now()
+    async with sessions.begin() as session:
+        ids = await repository.pending_before(session, now - timeout, limit=200)
+        for order_id in ids:
+            order = await repository.get(session, order_id)
+            assert order is not None  # pending_before locked it
+            order.time_out(now)
+            await _save(order, session, partial(outbox.add, session))
+    return len(ids)
+
+
+async def on_payment_succeeded(delivery: Delivery, event: payment.PaymentSucceeded) -> None:
+    await _answer(delivery, event.order_id, lambda o: o.payment_answered(Outcome.SUCCEEDED, _now()))
+
+
+async def on_payment_failed(delivery: Delivery, event: payment.PaymentFailed) -> None:
+    await _answer(
+        delivery,
+        event.order_id,
+        lambda o: o.payment_answered(Outcome.FAILED, _now(), reason=event.reason),
+    )
+
+
+async def on_stock_reserved(delivery: Delivery, event: inventory.StockReserved) -> None:
+    await _answer(delivery, event.order_id, lambda o: o.stock_answered(Outcome.SUCCEEDED, _now()))
+
+
+async def on_stock_reservation_failed(
+    delivery: Delivery, event: inventory.StockReservationFailed
+) -> None:
+    await _answer(
+        delivery,
+        event.order_id,
+        lambda o: o.stock_answered(Outcome.FAILED, _now(), reason=event.reason, skus=event.skus),
+    )
+
+
+async def on_payment_refunded(delivery: Delivery, event: payment.PaymentRefunded) -> None:
+    await _answer(
+        delivery,
+        event.order_id,
+        lambda o: o.record("PaymentRefunded", _now(), amount_cents=event.amount_cents),
+    )
+
+
+async def on_stock_released(delivery: Delivery, event: inventory.StockReleased) -> None:
+    await _answer(delivery, event.order_id, lambda o: o.record("StockReleased", _now()))
+
+
+async def on_product_updated(delivery: Delivery, event: inventory.ProductUpdated) -> None:
+    """Keep the catalog replica current; older versions arriving late are ignored."""
+    product = Product(event.sku, event.name, event.unit_price_cents)
+    await repository.upsert_product(delivery.session, product, event.version, _now())
+
+
+async def _answer(delivery: Delivery, order_id: UUID, apply: Callable[[Order], None]) -> None:
+    order = await repository.get(delivery.session, order_id, lock=True)
+    if order is None:
+        log.warning("%s for unknown order %s ignored", delivery.envelope.event_type, order_id)
+        return
+    apply(order)
+    await _save(order, delivery.session, delivery.publish)
+
+
+async def _save(order: Order, session: AsyncSession, publish: Publish) -> None:
+    """Save a loaded order and publish the decisions it just took."""
+    decisions = _decisions(order)
+    await repository.update(session, order, _now())
+    await _publish(order, decisions, publish)
+
+
+def _decisions(order: Order) -> list[BaseModel]:
+    """The events other services act on among the order's new steps."""
+    events = (_integration_event(order, step.step) for step in order.new_steps)
+    return [event for event in events if event is not None]
+
+
+async def _publish(order: Order, events: list[BaseModel], publish: Publish) -> None:
+    for event in events:
+        await publish(Topic.ORDER_EVENTS, str(order.order_id), event)
+
+
+def _integration_event(order: Order, step: str) -> BaseModel | None:
+    """Translate a step of the order into the event other services act on, if it is one."""
+    if step == "OrderCreated":
+        return order_events.OrderCreated(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            items=[
+                order_events.OrderLine(
+                    sku=line.sku, quantity=line.quantity, unit_price_cents=line.unit_price_cents
+                )
+                for line in order.lines
+            ],
+            total_cents=order.total_cents,
+        )
+    if step == "OrderConfirmed":
+        return order_events.OrderConfirmed(order_id=order.order_id)
+    if step == "OrderCancelled":
+        assert order.reason is not None
+        return order_events.OrderCancelled(
+            order_id=order.order_id, reason=order_events.CancellationReason(order.reason)
+        )
+    return None

@@ -1,0 +1,18 @@
+"""Order service settings, from `ORDER_*` environment variables."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from chassis.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDER_", extra="ignore")
+
+    port: int = 8001
+    saga_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("SAGA_TIMEOUT_SECONDS", "saga_timeout_seconds"),
+        description="An order still PENDING after this long is cancelled with reason TIMEOUT.",
+    )

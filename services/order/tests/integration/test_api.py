@@ -1,0 +1,195 @@
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from shared_contracts import Topic
+from shared_contracts.inventory.v1 import ProductUpdated, StockReservationFailed, StockReserved
+from shared_contracts.payment.v1 import PaymentFailed, PaymentRefunded, PaymentSucceeded
+
+from ..conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def order_body(sku: str, quantity: int = 2, customer: str = "alice") -> dict[str, Any]:
+    return {"customer_id": customer, "items": [{"sku": sku, "quantity": quantity}]}
+
+
+async def status_of(client, order_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/orders/{order_id}")
+    assert response.status_code == 200
+    return response.json()
+
+
+async def test_an_order_is_priced_from_the_replica_and_pending(client, product):
+    sku = await product(price=250)
+    response = await client.post("/v1/orders", json=order_body(sku, 3))
+    assert response.status_code == 202
+    order = response.json()
+    assert order["status"] == "PENDING"
+    assert order["total_cents"] == 750
+    assert order["items"] == [{"sku": sku, "quantity": 3, "unit_price_cents": 250}]
+    assert [step["step"] for step in order["history"]] == ["OrderCreated"]
+
+
+async def test_the_replica_ignores_an_older_product_version(client, product, publish):
+    sku = await product(price=300, version=2)
+    await publish(
+        Topic.PRODUCT_EVENTS,
+        sku,
+        ProductUpdated(sku=sku, name="old", unit_price_cents=1, version=1),
+    )
+    newer = await product(price=400, version=3, sku=sku)
+    assert (await client.get(f"/v1/catalog/{newer}")).json()["unit_price_cents"] == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_id": "alice", "items": []},
+        {"customer_id": "alice", "items": [{"sku": "x", "quantity": 0}]},
+        {"customer_id": "alice", "items": [{"sku": "x", "quantity": 1.5}]},
+        {"customer_id": "alice", "items": [{"sku": "x", "quantity": "2"}]},
+        {"customer_id": "", "items": [{"sku": "x", "quantity": 1}]},
+        {"customer_id": "a b", "items": [{"sku": "x", "quantity": 1}]},
+        {"items": [{"sku": "x", "quantity": 1}]},
+        {"customer_id": "alice"},
+        {"customer_id": "alice", "items": [{"sku": "x", "quantity": 1, "price": 1}]},
+        [],
+    ],
+)
+async def test_bad_order_requests_are_refused_with_422(client, body):
+    response = await client.post("/v1/orders", json=body)
+    assert response.status_code == 422, response.text
+    assert "detail" in response.json()
+
+
+async def test_unknown_skus_are_refused_and_nothing_is_written(client, product):
+    sku = await product()
+    response = await client.post(
+        "/v1/orders",
+        json={
+            "customer_id": "bob",
+            "items": [{"sku": sku, "quantity": 1}, {"sku": "nope", "quantity": 1}],
+        },
+        headers={"Idempotency-Key": "k-unknown"},
+    )
+    assert response.status_code == 422
+    assert "nope" in response.json()["detail"]
+    # The key was not consumed by the refused request.
+    retry = await client.post(
+        "/v1/orders", json=order_body(sku), headers={"Idempotency-Key": "k-unknown"}
+    )
+    assert retry.status_code == 202
+
+
+async def test_unknown_and_malformed_order_ids(client):
+    assert (await client.get(f"/v1/orders/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get("/v1/orders/not-a-uuid")).status_code == 422
+    assert (await client.post(f"/v1/orders/{uuid.uuid4()}/cancel")).status_code == 404
+    assert (await client.get("/v1/catalog/unknown-sku")).status_code == 404
+
+
+async def test_same_idempotency_key_and_body_returns_one_order_even_when_racing(client, product):
+    sku = await product()
+    key = f"key-{uuid.uuid4()}"
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/orders", json=order_body(sku), headers={"Idempotency-Key": key})
+            for _ in range(8)
+        )
+    )
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.json()["order_id"] for r in responses}) == 1
+
+
+async def test_same_idempotency_key_with_another_body_is_refused(client, product):
+    sku = await product()
+    key = f"key-{uuid.uuid4()}"
+    first = await client.post(
+        "/v1/orders", json=order_body(sku, 1), headers={"Idempotency-Key": key}
+    )
+    assert first.status_code == 202
+    second = await client.post(
+        "/v1/orders", json=order_body(sku, 2), headers={"Idempotency-Key": key}
+    )
+    assert second.status_code == 409
+
+
+async def place(client, product) -> str:
+    sku = await product(price=100)
+    response = await client.post("/v1/orders", json=order_body(sku, 1))
+    return response.json()["order_id"]
+
+
+async def test_payment_and_stock_success_confirm_the_order(client, product, publish):
+    order_id = await place(client, product)
+    oid = uuid.UUID(order_id)
+    await publish(Topic.INVENTORY_EVENTS, order_id, StockReserved(order_id=oid, items=[]))
+    await publish(
+        Topic.PAYMENT_EVENTS,
+        order_id,
+        PaymentSucceeded(order_id=oid, customer_id="alice", amount_cents=100),
+    )
+
+    async def confirmed() -> bool:
+        return (await status_of(client, order_id))["status"] == "CONFIRMED"
+
+    await eventually(confirmed)
+    steps = [s["step"] for s in (await status_of(client, order_id))["history"]]
+    assert steps[0] == "OrderCreated" and steps[-1] == "OrderConfirmed"
+
+
+@pytest.mark.parametrize(
+    ("topic", "failure", "reason"),
+    [
+        (Topic.PAYMENT_EVENTS, "payment", "PAYMENT_DECLINED"),
+        (Topic.INVENTORY_EVENTS, "stock", "OUT_OF_STOCK"),
+    ],
+)
+async def test_a_failure_cancels_with_its_reason(client, product, publish, topic, failure, reason):
+    order_id = await place(client, product)
+    oid = uuid.UUID(order_id)
+    event = (
+        PaymentFailed(order_id=oid, customer_id="alice", reason="INSUFFICIENT_FUNDS")
+        if failure == "payment"
+        else StockReservationFailed(order_id=oid, reason="OUT_OF_STOCK", skus=["x"])
+    )
+    await publish(topic, order_id, event)
+
+    async def cancelled() -> bool:
+        order = await status_of(client, order_id)
+        return order["status"] == "CANCELLED" and order["reason"] == reason
+
+    await eventually(cancelled)
+
+
+async def test_customer_cancellation_then_compensation_is_recorded(client, product, publish):
+    order_id = await place(client, product)
+    response = await client.post(f"/v1/orders/{order_id}/cancel")
+    assert response.status_code == 202
+    assert response.json()["reason"] == "CUSTOMER_CANCELLED"
+    assert (await client.post(f"/v1/orders/{order_id}/cancel")).status_code == 409
+    await publish(
+        Topic.PAYMENT_EVENTS,
+        order_id,
+        PaymentRefunded(order_id=uuid.UUID(order_id), customer_id="alice", amount_cents=100),
+    )
+
+    async def refunded() -> bool:
+        steps = [s["step"] for s in (await status_of(client, order_id))["history"]]
+        return steps[-1] == "PaymentRefunded"
+
+    await eventually(refunded)
+
+
+async def test_a_stale_pending_order_times_out(client, product):
+    order_id = await place(client, product)
+
+    async def timed_out() -> bool:
+        order = await status_of(client, order_id)
+        return order["status"] == "CANCELLED" and order["reason"] == "TIMEOUT"
+
+    await eventually(timed_out, timeout=10)

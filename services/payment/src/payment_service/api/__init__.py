@@ -1,0 +1,1 @@
+"""The HTTP API: accounts and the payments of an order."""

@@ -1,0 +1,33 @@
+"""HTTP request and response bodies of the payment API."""
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class AccountIn(BaseModel):
+    """The body of `PUT /v1/accounts/{customer_id}`."""
+
+    balance_cents: int = Field(strict=True, ge=0, description="New balance, in cents.")
+
+
+class AccountOut(BaseModel):
+    """A customer's account, with lifetime totals for invariant checks."""
+
+    customer_id: str = Field(description="The customer.")
+    balance_cents: int = Field(description="Current balance, in cents.")
+    charged_cents: int = Field(description="Sum of every charge ever made, in cents.")
+    refunded_cents: int = Field(description="Sum of every refund ever made, in cents.")
+
+
+class PaymentOut(BaseModel):
+    """One charge or refund for an order."""
+
+    payment_id: uuid.UUID = Field(description="The payment.")
+    order_id: uuid.UUID = Field(description="The order it is for.")
+    customer_id: str = Field(description="The customer charged or refunded.")
+    kind: Literal["charge", "refund"] = Field(description="Charge or refund.")
+    amount_cents: int = Field(description="Amount, in cents.")
+    created_at: datetime = Field(description="When it was made (UTC).")

@@ -1,0 +1,1 @@
+"""Use cases: the event handlers of the saga and the commands behind the HTTP API."""

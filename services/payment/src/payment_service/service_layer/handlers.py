@@ -1,0 +1,85 @@
+"""Use cases: charge on OrderCreated, refund on OrderCancelled, and the account commands.
+
+Each reads top-down: load (locking what the rule needs) -> the domain decides -> save
+-> write the resulting event to the outbox, all in the caller's transaction. The event
+handlers get that transaction and the outbox from the chassis `Delivery`.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.consumer import Delivery
+from payment_service.adapters import repository
+from payment_service.domain import model
+from shared_contracts import Topic
+from shared_contracts.order.v1 import OrderCancelled, OrderCreated
+from shared_contracts.payment.v1 import PaymentFailed, PaymentRefunded, PaymentSucceeded
+
+
+async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
+    """Charge the order's total to the customer, once, and say whether it worked."""
+    session = delivery.session
+    # Lock the account first: concurrent charges of one customer then run one at a
+    # time, so each sees the balance and the charges the previous one committed.
+    account = await repository.get_account(session, event.customer_id, for_update=True)
+    if model.already_charged(await repository.payments_for_order(session, event.order_id)):
+        return
+    key = str(event.order_id)
+    try:
+        account = model.known_account(account, event.customer_id)
+        charge = account.charge(event.order_id, event.total_cents, at=datetime.now(UTC))
+    except model.PaymentDeclined as declined:
+        failed = PaymentFailed(
+            order_id=event.order_id, customer_id=event.customer_id, reason=declined.reason.value
+        )
+        await delivery.publish(Topic.PAYMENT_EVENTS, key, failed)
+        return
+    await repository.save_balance(session, account)
+    await repository.add_payment(session, charge)
+    succeeded = PaymentSucceeded(
+        order_id=charge.order_id, customer_id=charge.customer_id, amount_cents=charge.amount_cents
+    )
+    await delivery.publish(Topic.PAYMENT_EVENTS, key, succeeded)
+
+
+async def on_order_cancelled(delivery: Delivery, event: OrderCancelled) -> None:
+    """Refund the order's charge if there is one not yet refunded; otherwise do nothing."""
+    session = delivery.session
+    # Locking the order's payment rows makes two refunds of one order run one at a time.
+    payments = await repository.payments_for_order(session, event.order_id, for_update=True)
+    charge = model.refundable_charge(payments)
+    if charge is None:
+        return
+    account = await repository.get_account(session, charge.customer_id, for_update=True)
+    if account is None:
+        # Accounts are never deleted, so this is a broken database: fail loudly (retry, DLQ).
+        raise model.AccountMismatch(f"account {charge.customer_id} of a charge is missing")
+    refund = account.refund(charge, at=datetime.now(UTC))
+    await repository.save_balance(session, account)
+    await repository.add_payment(session, refund)
+    refunded = PaymentRefunded(
+        order_id=refund.order_id, customer_id=refund.customer_id, amount_cents=refund.amount_cents
+    )
+    await delivery.publish(Topic.PAYMENT_EVENTS, str(event.order_id), refunded)
+
+
+async def set_balance(
+    session: AsyncSession, customer_id: str, balance_cents: int
+) -> model.AccountSummary:
+    """Create the customer's account or replace its balance; return the account."""
+    await repository.put_account(session, model.Account(customer_id, balance_cents))
+    summary = await repository.get_summary(session, customer_id)
+    assert summary is not None, "the account was written in this transaction"
+    return summary
+
+
+async def get_account(session: AsyncSession, customer_id: str) -> model.AccountSummary | None:
+    """The customer's account with its charged and refunded totals, or None."""
+    return await repository.get_summary(session, customer_id)
+
+
+async def get_payments(session: AsyncSession, order_id: uuid.UUID) -> list[model.Payment]:
+    """The order's charges and refunds, oldest first."""
+    return await repository.payments_for_order(session, order_id)

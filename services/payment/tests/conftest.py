@@ -1,0 +1,101 @@
+"""Fixtures of the payment service's tests, on top of the root `broker` and `database_url`."""
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.consumer import Delivery
+from chassis.db import create_engine, create_sessionmaker
+from chassis.outbox import Outbox
+from chassis.tables import outbox
+from payment_service.main import create_app
+from payment_service.settings import Settings
+from shared_contracts import Envelope
+
+Deliver = Callable[[Callable[[Delivery, Any], Awaitable[None]], BaseModel], Awaitable[Envelope]]
+
+
+def _envelope_of(payload: BaseModel, key: str) -> Envelope:
+    return Envelope(
+        event_id=uuid.uuid4(),
+        event_type=type(payload).__name__,
+        event_version=1,
+        occurred_at=datetime.now(UTC),
+        producer="order",
+        aggregate_id=key,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+@pytest.fixture
+def envelope_of() -> Callable[[BaseModel, str], Envelope]:
+    """Wrap a payload in an envelope as the order service's relay would publish it."""
+    return _envelope_of
+
+
+@pytest.fixture(scope="session")
+async def client(
+    database_url: Callable[[str], str], broker: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The payment app, lifespan running (relay and consumer), on its own fresh database."""
+    settings = Settings(
+        database_url=database_url("payment"), kafka_bootstrap_servers=broker, port=0
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment") as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def sessions(
+    database_url: Callable[[str], str],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a fresh database of its own, with no relay emptying the outbox."""
+    engine = create_engine(database_url("payment"))
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def deliver(sessions: async_sessionmaker[AsyncSession]) -> Deliver:
+    """Apply `payload` through `handler` in one transaction, as the consumer does."""
+
+    async def apply(
+        handler: Callable[[Delivery, Any], Awaitable[None]], payload: BaseModel
+    ) -> Envelope:
+        envelope = _envelope_of(payload, str(getattr(payload, "order_id", "")))
+        async with sessions.begin() as session:
+            await handler(Delivery(session, envelope, Outbox("payment")), payload)
+        return envelope
+
+    return apply
+
+
+@pytest.fixture
+def outbox_events(
+    sessions: async_sessionmaker[AsyncSession],
+) -> Callable[[str], Awaitable[list[tuple[str, str, Envelope]]]]:
+    """The (topic, key, envelope) rows waiting in the outbox for a key, oldest first."""
+
+    async def read(key: str) -> list[tuple[str, str, Envelope]]:
+        async with sessions.begin() as session:
+            rows = (
+                await session.execute(
+                    sa.select(outbox.c.topic, outbox.c.key, outbox.c.envelope)
+                    .where(outbox.c.key == key)
+                    .order_by(outbox.c.id)
+                )
+            ).all()
+        return [(r.topic, r.key, Envelope.model_validate_json(r.envelope)) for r in rows]
+
+    return read

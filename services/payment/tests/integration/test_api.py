@@ -1,0 +1,180 @@
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared_contracts import Envelope, Topic
+from shared_contracts.order.v1 import CancellationReason, OrderCancelled, OrderCreated, OrderLine
+
+pytestmark = pytest.mark.integration
+
+
+def a_customer() -> str:
+    return f"cust-{uuid.uuid4().hex[:12]}"
+
+
+async def test_put_creates_an_account_and_get_returns_it(client):
+    customer = a_customer()
+
+    put = await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 1500})
+    got = await client.get(f"/v1/accounts/{customer}")
+
+    expected = {
+        "customer_id": customer,
+        "balance_cents": 1500,
+        "charged_cents": 0,
+        "refunded_cents": 0,
+    }
+    assert (put.status_code, put.json()) == (200, expected)
+    assert (got.status_code, got.json()) == (200, expected)
+
+
+async def test_put_replaces_the_balance(client):
+    customer = a_customer()
+    await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 1500})
+
+    put = await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 0})
+
+    assert put.status_code == 200
+    assert (await client.get(f"/v1/accounts/{customer}")).json()["balance_cents"] == 0
+
+
+async def test_an_unknown_account_is_404(client):
+    response = await client.get(f"/v1/accounts/{a_customer()}")
+    assert response.status_code == 404
+    assert "not found" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"balance_cents": -1},
+        {"balance_cents": 1.5},
+        {"balance_cents": "10"},
+        {"balance_cents": None},
+        {"balance_cents": True},
+        {},
+        [],
+    ],
+)
+async def test_a_bad_balance_is_422_and_writes_nothing(client, body):
+    customer = a_customer()
+
+    response = await client.put(f"/v1/accounts/{customer}", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["detail"]
+    assert (await client.get(f"/v1/accounts/{customer}")).status_code == 404
+
+
+async def test_a_missing_body_is_422(client):
+    response = await client.put(f"/v1/accounts/{a_customer()}")
+    assert response.status_code == 422
+
+
+async def test_a_body_that_is_not_json_is_422(client):
+    response = await client.put(
+        f"/v1/accounts/{a_customer()}",
+        content=b"balance=5",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("customer", ["x" * 65, "has space", "caf%C3%A9", "semi;colon"])
+async def test_a_bad_customer_id_is_422(client, customer):
+    put = await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 1})
+    got = await client.get(f"/v1/accounts/{customer}")
+    assert (put.status_code, got.status_code) == (422, 422)
+
+
+async def test_a_customer_id_of_64_allowed_characters_is_accepted(client):
+    customer = ("A-z_0.9" * 10)[:64]
+    response = await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 1})
+    assert response.status_code == 200
+
+
+async def test_an_order_without_payments_has_an_empty_list(client):
+    response = await client.get("/v1/payments", params={"order_id": str(uuid.uuid4())})
+    assert (response.status_code, response.json()) == (200, [])
+
+
+@pytest.mark.parametrize("params", [{}, {"order_id": "not-a-uuid"}, {"order_id": ""}])
+async def test_payments_need_an_order_id_that_is_a_uuid(client, params):
+    response = await client.get("/v1/payments", params=params)
+    assert response.status_code == 422
+
+
+async def _wait_for_payments(
+    client: httpx.AsyncClient, order_id: uuid.UUID, count: int
+) -> list[dict[str, object]]:
+    async with asyncio.timeout(20):
+        while True:
+            response = await client.get("/v1/payments", params={"order_id": str(order_id)})
+            assert response.status_code == 200
+            if len(response.json()) >= count:
+                return list(response.json())
+            await asyncio.sleep(0.1)
+
+
+async def _published_payment_events(broker: str, order_id: uuid.UUID, count: int) -> list[str]:
+    consumer = AIOKafkaConsumer(
+        Topic.PAYMENT_EVENTS,
+        bootstrap_servers=broker,
+        group_id=f"test-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: list[str] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if record.key == str(order_id).encode():
+                            found.append(Envelope.model_validate_json(record.value).event_type)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_the_saga_charges_then_refunds_through_the_broker(client, broker, envelope_of):
+    customer, order_id = a_customer(), uuid.uuid4()
+    await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 1000})
+    created = OrderCreated(
+        order_id=order_id,
+        customer_id=customer,
+        items=[OrderLine(sku="sku-1", quantity=2, unit_price_cents=300)],
+        total_cents=600,
+    )
+    cancelled = OrderCancelled(order_id=order_id, reason=CancellationReason.OUT_OF_STOCK)
+    producer = AIOKafkaProducer(bootstrap_servers=broker)
+    await producer.start()
+    try:
+        for event in (created, cancelled):
+            envelope = envelope_of(event, str(order_id))
+            await producer.send_and_wait(
+                Topic.ORDER_EVENTS, envelope.model_dump_json().encode(), key=str(order_id).encode()
+            )
+    finally:
+        await producer.stop()
+
+    payments = await _wait_for_payments(client, order_id, 2)
+
+    assert [(p["kind"], p["amount_cents"], p["customer_id"]) for p in payments] == [
+        ("charge", 600, customer),
+        ("refund", 600, customer),
+    ]
+    assert {p["order_id"] for p in payments} == {str(order_id)}
+    assert (await client.get(f"/v1/accounts/{customer}")).json() == {
+        "customer_id": customer,
+        "balance_cents": 1000,
+        "charged_cents": 600,
+        "refunded_cents": 600,
+    }
+    assert await _published_payment_events(broker, order_id, 2) == [
+        "PaymentSucceeded",
+        "PaymentRefunded",
+    ]

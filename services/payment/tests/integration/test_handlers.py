@@ -1,0 +1,238 @@
+import asyncio
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payment_service.adapters import orm, repository
+from payment_service.domain.model import Account
+from payment_service.service_layer.handlers import on_order_cancelled, on_order_created
+from shared_contracts import Topic
+from shared_contracts.order.v1 import CancellationReason, OrderCancelled, OrderCreated, OrderLine
+
+pytestmark = pytest.mark.integration
+
+
+def order_created(customer_id: str, total_cents: int) -> OrderCreated:
+    return OrderCreated(
+        order_id=uuid.uuid4(),
+        customer_id=customer_id,
+        items=[OrderLine(sku="sku-1", quantity=1, unit_price_cents=total_cents)],
+        total_cents=total_cents,
+    )
+
+
+def cancelled(order_id: uuid.UUID) -> OrderCancelled:
+    return OrderCancelled(order_id=order_id, reason=CancellationReason.OUT_OF_STOCK)
+
+
+@pytest.fixture
+async def customer(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """A fresh customer with 1000 cents."""
+    customer_id = f"cust-{uuid.uuid4().hex[:12]}"
+    async with sessions.begin() as session:
+        await repository.put_account(session, Account(customer_id, 1000))
+    return customer_id
+
+
+async def balance(sessions: async_sessionmaker[AsyncSession], customer_id: str) -> int | None:
+    async with sessions.begin() as session:
+        account = await repository.get_account(session, customer_id)
+    return None if account is None else account.balance_cents
+
+
+async def payments(
+    sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID
+) -> list[tuple[str, int]]:
+    async with sessions.begin() as session:
+        rows = await repository.payments_for_order(session, order_id)
+    return [(p.kind.value, p.amount_cents) for p in rows]
+
+
+async def test_an_order_is_charged_and_payment_succeeded_is_emitted(
+    sessions, deliver, outbox_events, customer
+):
+    event = order_created(customer, 700)
+
+    cause = await deliver(on_order_created, event)
+
+    assert await balance(sessions, customer) == 300
+    assert await payments(sessions, event.order_id) == [("charge", 700)]
+    [(topic, key, envelope)] = await outbox_events(str(event.order_id))
+    assert (topic, key) == (Topic.PAYMENT_EVENTS, str(event.order_id))
+    assert envelope.event_type == "PaymentSucceeded"
+    assert envelope.causation_id == cause.event_id
+    assert envelope.producer == "payment"
+    assert envelope.aggregate_id == str(event.order_id)
+    assert envelope.payload == {
+        "order_id": str(event.order_id),
+        "customer_id": customer,
+        "amount_cents": 700,
+    }
+
+
+async def test_a_charge_may_take_the_whole_balance(sessions, deliver, outbox_events, customer):
+    event = order_created(customer, 1000)
+    await deliver(on_order_created, event)
+    assert await balance(sessions, customer) == 0
+    [(_, _, envelope)] = await outbox_events(str(event.order_id))
+    assert envelope.event_type == "PaymentSucceeded"
+
+
+async def test_insufficient_funds_charge_nothing_and_emit_payment_failed(
+    sessions, deliver, outbox_events, customer
+):
+    event = order_created(customer, 1001)
+
+    cause = await deliver(on_order_created, event)
+
+    assert await balance(sessions, customer) == 1000
+    assert await payments(sessions, event.order_id) == []
+    [(topic, _, envelope)] = await outbox_events(str(event.order_id))
+    assert topic == Topic.PAYMENT_EVENTS
+    assert envelope.event_type == "PaymentFailed"
+    assert envelope.causation_id == cause.event_id
+    assert envelope.payload == {
+        "order_id": str(event.order_id),
+        "customer_id": customer,
+        "reason": "INSUFFICIENT_FUNDS",
+    }
+
+
+async def test_an_unknown_account_emits_payment_failed(sessions, deliver, outbox_events):
+    event = order_created("nobody-" + uuid.uuid4().hex[:8], 10)
+
+    await deliver(on_order_created, event)
+
+    assert await payments(sessions, event.order_id) == []
+    [(_, _, envelope)] = await outbox_events(str(event.order_id))
+    assert envelope.event_type == "PaymentFailed"
+    assert envelope.payload["reason"] == "UNKNOWN_ACCOUNT"
+    assert await balance(sessions, event.customer_id) is None
+
+
+async def test_order_created_twice_charges_once(sessions, deliver, outbox_events, customer):
+    event = order_created(customer, 300)
+
+    await deliver(on_order_created, event)
+    await deliver(on_order_created, event)  # a new event id: the inbox would not stop it
+
+    assert await balance(sessions, customer) == 700
+    assert await payments(sessions, event.order_id) == [("charge", 300)]
+    assert [e.event_type for _, _, e in await outbox_events(str(event.order_id))] == [
+        "PaymentSucceeded"
+    ]
+
+
+async def test_concurrent_order_created_for_one_order_charges_once(
+    sessions, deliver, outbox_events, customer
+):
+    event = order_created(customer, 300)
+
+    await asyncio.gather(deliver(on_order_created, event), deliver(on_order_created, event))
+
+    assert await balance(sessions, customer) == 700
+    assert await payments(sessions, event.order_id) == [("charge", 300)]
+    assert len(await outbox_events(str(event.order_id))) == 1
+
+
+async def test_concurrent_charges_never_overdraw_the_account(
+    sessions, deliver, outbox_events, customer
+):
+    first, second = order_created(customer, 600), order_created(customer, 600)
+
+    await asyncio.gather(deliver(on_order_created, first), deliver(on_order_created, second))
+
+    assert await balance(sessions, customer) == 400
+    outcomes = []
+    for order in (first, second):
+        outcomes += [
+            envelope.event_type for _, _, envelope in await outbox_events(str(order.order_id))
+        ]
+    outcomes.sort()
+    assert outcomes == ["PaymentFailed", "PaymentSucceeded"]
+
+
+async def test_a_cancelled_order_is_refunded_once(sessions, deliver, outbox_events, customer):
+    event = order_created(customer, 700)
+    await deliver(on_order_created, event)
+
+    cause = await deliver(on_order_cancelled, cancelled(event.order_id))
+    await deliver(on_order_cancelled, cancelled(event.order_id))
+
+    assert await balance(sessions, customer) == 1000
+    assert await payments(sessions, event.order_id) == [("charge", 700), ("refund", 700)]
+    events = await outbox_events(str(event.order_id))
+    assert [e.event_type for _, _, e in events] == ["PaymentSucceeded", "PaymentRefunded"]
+    topic, key, refunded = events[1]
+    assert (topic, key) == (Topic.PAYMENT_EVENTS, str(event.order_id))
+    assert refunded.causation_id == cause.event_id
+    assert refunded.payload == {
+        "order_id": str(event.order_id),
+        "customer_id": customer,
+        "amount_cents": 700,
+    }
+
+
+async def test_a_refund_goes_to_the_current_balance(sessions, deliver, customer):
+    event = order_created(customer, 700)
+    await deliver(on_order_created, event)
+    async with sessions.begin() as session:
+        await repository.put_account(session, Account(customer, 50))
+
+    await deliver(on_order_cancelled, cancelled(event.order_id))
+
+    assert await balance(sessions, customer) == 750
+
+
+async def test_cancelling_an_order_never_charged_does_nothing(sessions, deliver, outbox_events):
+    order_id = uuid.uuid4()
+
+    await deliver(on_order_cancelled, cancelled(order_id))
+
+    assert await payments(sessions, order_id) == []
+    assert await outbox_events(str(order_id)) == []
+
+
+async def test_cancelling_a_declined_order_refunds_nothing(
+    sessions, deliver, outbox_events, customer
+):
+    event = order_created(customer, 5000)
+    await deliver(on_order_created, event)
+
+    await deliver(on_order_cancelled, cancelled(event.order_id))
+
+    assert await balance(sessions, customer) == 1000
+    assert await payments(sessions, event.order_id) == []
+    assert [e.event_type for _, _, e in await outbox_events(str(event.order_id))] == [
+        "PaymentFailed"
+    ]
+
+
+async def test_the_database_refuses_a_second_charge_for_an_order(sessions, deliver, customer):
+    event = order_created(customer, 100)
+    await deliver(on_order_created, event)
+
+    with pytest.raises(IntegrityError, match="uq_payments_order_id_kind"):
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.insert(orm.payments).values(
+                    payment_id=uuid.uuid4(),
+                    order_id=event.order_id,
+                    customer_id=customer,
+                    kind="charge",
+                    amount_cents=100,
+                )
+            )
+
+
+async def test_the_database_refuses_a_negative_balance(sessions, customer):
+    with pytest.raises(IntegrityError, match="ck_accounts_balance_not_negative"):
+        async with sessions.begin() as session:
+            await session.execute(
+                sa.update(orm.accounts)
+                .where(orm.accounts.c.customer_id == customer)
+                .values(balance_cents=-1)
+            )
