@@ -25,11 +25,12 @@ class SagaClient:
     async def __aexit__(self, *_exc: object) -> None:
         await asyncio.gather(*(client.aclose() for client in self._http.values()))
 
-    async def _call(self, svc: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, svc: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any request to a service (`order`, `inventory` or `payment`); the raw response."""
         return await self._http[svc].request(method, path, **kwargs)
 
     async def _json(self, svc: str, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._call(svc, method, path, **kwargs)
+        response = await self.request(svc, method, path, **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -43,7 +44,7 @@ class SagaClient:
         return product
 
     async def _replicated(self, sku: str, unit_price_cents: int, name: str) -> bool:
-        response = await self._call("order", "GET", f"/v1/catalog/{sku}")
+        response = await self.request("order", "GET", f"/v1/catalog/{sku}")
         if response.status_code != 200:
             return False
         replica = response.json()
@@ -82,14 +83,14 @@ class SagaClient:
             "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return await self._call("order", "POST", "/v1/orders", json=body, headers=headers)
+        return await self.request("order", "POST", "/v1/orders", json=body, headers=headers)
 
     async def order(self, order_id: str) -> Json:
         order: Json = await self._json("order", "GET", f"/v1/orders/{order_id}")
         return order
 
     async def cancel(self, order_id: str) -> httpx.Response:
-        return await self._call("order", "POST", f"/v1/orders/{order_id}/cancel")
+        return await self.request("order", "POST", f"/v1/orders/{order_id}/cancel")
 
     async def wait_terminal(self, order_id: str, timeout: float = 60.0) -> Json:
         """Poll the order until it is CONFIRMED or CANCELLED; return it."""

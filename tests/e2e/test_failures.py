@@ -1,0 +1,71 @@
+"""The saga under failure: a service SIGKILLed mid-burst, a service down past the saga timeout."""
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from devstack.invariants import settle
+from devstack.scenarios import Scenarios
+
+from .conftest import SAGA_TIMEOUT_SECONDS
+
+pytestmark = pytest.mark.e2e
+
+
+async def place_until_accepted(scenarios: Scenarios, customer: str, items) -> str:
+    """Place an order like a careful client: one idempotency key, retried until accepted."""
+    key = str(uuid.uuid4())
+    while True:
+        try:
+            response = await scenarios.client.place_order(customer, items, idempotency_key=key)
+            if response.status_code == 202:
+                order_id: str = response.json()["order_id"]
+                scenarios.ledger.orders.append(order_id)
+                return order_id
+        except httpx.TransportError:
+            pass  # the order service is down or restarting
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("victim", ["payment", "inventory", "order"])
+async def test_a_service_killed_mid_burst_loses_no_order(stack, client, victim):
+    scenarios = Scenarios(client, tag=f"kill-{victim}-{uuid.uuid4().hex[:4]}")
+    await scenarios.seed()
+    customers = [scenarios.customer(n) for n in ("alice", "bob", "carol", "dave")]
+
+    async def burst() -> None:
+        await asyncio.gather(
+            *(
+                place_until_accepted(scenarios, customers[i % 4], [(scenarios.widget, 1)])
+                for i in range(40)
+            )
+        )
+
+    placing = asyncio.create_task(burst())
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(stack.kill, victim)
+    await asyncio.sleep(1)
+    await asyncio.to_thread(stack.start_service, victim)
+    await placing
+    assert len(scenarios.ledger.orders) == 40
+    assert await settle(client, scenarios.ledger, timeout=90) == []
+
+
+async def test_late_results_after_a_timeout_are_compensated(stack, client):
+    scenarios = Scenarios(client, tag=f"late-{uuid.uuid4().hex[:6]}")
+    await scenarios.seed()
+    await asyncio.to_thread(stack.stop_service, "payment")
+    try:
+        order_id = await scenarios.place(scenarios.customer("alice"), [(scenarios.widget, 2)])
+        order = await client.wait_terminal(order_id, timeout=SAGA_TIMEOUT_SECONDS + 20)
+        assert (order["status"], order["reason"]) == ("CANCELLED", "TIMEOUT")
+    finally:
+        await asyncio.to_thread(stack.start_service, "payment")
+    # Payment now charges (late) and then refunds, because OrderCancelled follows.
+    assert await settle(client, scenarios.ledger) == []
+    steps = [entry["step"] for entry in (await client.order(order_id))["history"]]
+    assert steps.count("OrderCancelled") == 1
+    assert {"PaymentSucceeded", "PaymentRefunded", "StockReleased"} <= set(steps)
+    assert [p["kind"] for p in await client.payments(order_id)] == ["charge", "refund"]
