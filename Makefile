@@ -1,0 +1,62 @@
+# The verbs people type. Needs only Python >= 3.11 and make: the first target that
+# needs the environment creates it (uv in .uv/, the workspace in .venv/).
+PYTHON ?= python3
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+SOURCES := shared-contracts libs infra services tests conftest.py
+
+.DEFAULT_GOAL := help
+.PHONY: help install up demo test test-unit test-integration test-e2e lint fmt typecheck contracts contracts-check check clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python >= 3.11 is required ($(PYTHON) is older); set PYTHON=..."; exit 1; }
+	@echo "creating .uv (the uv package manager)"
+	@$(PYTHON) -m venv .uv || { echo "error: '$(PYTHON) -m venv' failed; install the venv module (e.g. apt-get install python3-venv)"; exit 1; }
+	@.uv/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml infra/*/pyproject.toml services/*/pyproject.toml
+	@echo "installing the workspace into .venv"
+	@$(UV) sync --frozen --python $(PYTHON) --quiet
+	@touch $@
+
+install: $(VENV)/.synced ## create .venv with every package and dev tool
+
+up: install ## run the whole system locally in the foreground (Ctrl-C stops it)
+	@$(BIN)/python -m devstack up
+
+demo: install ## fresh stack, workshop scenarios, report, stop
+	@$(BIN)/python -m devstack demo
+
+test: install lint typecheck ## everything CI runs: lint, types, unit, integration, end-to-end
+	$(BIN)/pytest
+
+test-unit: install ## fast tests without I/O
+	$(BIN)/pytest -m "not integration and not e2e"
+
+test-integration: install ## per-package tests against real PostgreSQL and the broker
+	$(BIN)/pytest -m integration
+
+test-e2e: install ## the three services as processes, over HTTP
+	$(BIN)/pytest -m e2e
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+fmt: install ## format and auto-fix
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
+
+typecheck: install ## mypy --strict
+	$(BIN)/mypy $(SOURCES)
+
+contracts: install ## regenerate shared-contracts/schemas from the pydantic models
+	$(BIN)/python shared-contracts/generate_schemas.py
+
+clean: ## remove the local stack's data (.stack/)
+	rm -rf .stack
