@@ -1,4 +1,7 @@
-"""`python -m devstack up`: run the local system in the foreground until Ctrl-C."""
+"""`python -m devstack up`: run the local system in the foreground until Ctrl-C.
+
+`python -m devstack demo`: run the workshop scenarios on a fresh stack, then stop.
+"""
 
 import argparse
 import shutil
@@ -8,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from devstack.demo import run_demo
 from devstack.errors import DevstackError
 from devstack.stack import Stack, find_repo_root
 
@@ -54,12 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start everything in the foreground")
     up_parser.add_argument("--fresh", action="store_true", help="wipe .stack/ first")
+    commands.add_parser("demo", help="run the workshop scenarios on a fresh stack, then stop")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        return up(args.fresh)
+        return up(args.fresh) if args.command == "up" else run_demo()
     except (KeyboardInterrupt, _Shutdown):
         return 0
     except DevstackError as exc:
