@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -145,7 +145,7 @@ class InboxConsumer:
     async def _commit(consumer: AIOKafkaConsumer, offsets: dict[Any, int]) -> None:
         try:
             await consumer.commit(offsets)
-        except CommitFailedError:
+        except (CommitFailedError, IllegalStateError):
             # The group rebalanced: the partition's new owner re-reads these
             # events and the inbox turns them into no-ops.
             log.warning("offset commit failed after a rebalance", exc_info=True)
@@ -207,6 +207,8 @@ class InboxConsumer:
             ("dlq.partition", str(record.partition).encode()),
             ("dlq.offset", str(record.offset).encode()),
         ]
+        # aiokafka refuses a record with neither key nor value: send an empty value.
+        value = b"" if record.value is None and record.key is None else record.value
         backoff = Backoff()
         while True:
             producer = self._producer()
@@ -214,7 +216,7 @@ class InboxConsumer:
                 if producer is None:
                     raise ConnectionError("producer not connected yet")
                 await producer.send_and_wait(
-                    f"{record.topic}.dlq", record.value, key=record.key, headers=headers
+                    f"{record.topic}.dlq", value, key=record.key, headers=headers
                 )
                 break
             except Exception:

@@ -1,0 +1,364 @@
+"""The idempotent consumer, against a real PostgreSQL and a real broker.
+
+Joining a consumer group on the local broker takes a few seconds, and a new member
+of a group that had one waits for the old member's session to time out, so these
+tests start as few consumers as they can.
+"""
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.consumer import Delivery, Handler, InboxConsumer
+from chassis.outbox import Outbox
+from chassis.tables import processed_events
+from shared_contracts import Envelope
+from shared_contracts.inventory.v1 import ProductUpdated
+
+pytestmark = pytest.mark.integration
+
+Sessions = async_sessionmaker[AsyncSession]
+NewTopic = Callable[[], Awaitable[str]]
+PARTITIONS = 6
+
+
+def envelope_of(event: ProductUpdated, **overrides: Any) -> Envelope:
+    fields: dict[str, Any] = {
+        "event_id": uuid.uuid4(),
+        "event_type": type(event).__name__,
+        "event_version": 1,
+        "occurred_at": datetime.now(UTC),
+        "producer": "chassis-test",
+        "aggregate_id": event.sku,
+        "payload": event.model_dump(mode="json"),
+    }
+    return Envelope(**(fields | overrides))
+
+
+def product(sku: str, n: int, name: str = "ok") -> ProductUpdated:
+    return ProductUpdated(sku=sku, name=name, unit_price_cents=n, version=n + 1)
+
+
+def encoded(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode()
+
+
+def recorder(calls: list[uuid.UUID]) -> Handler:
+    """A handler that records each call and writes one `applied` row in the delivery's tx."""
+
+    async def apply(delivery: Delivery, payload: ProductUpdated) -> None:
+        calls.append(delivery.envelope.event_id)
+        await delivery.session.execute(
+            sa.text("INSERT INTO applied (event_id, n) VALUES (:event_id, :n)"),
+            {"event_id": delivery.envelope.event_id, "n": payload.unit_price_cents},
+        )
+
+    return apply
+
+
+async def count(sessions: Sessions, table: str) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
+
+
+def metric(name: str, topic: str) -> float:
+    return REGISTRY.get_sample_value(name, {"topic": topic}) or 0.0
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]],
+    timeout: float = 40.0,
+    watch: asyncio.Task[Any] | None = None,
+) -> None:
+    """Poll `condition` until true; fail at `timeout` or if `watch` stops early."""
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            if watch is not None and watch.done():
+                watch.result()  # raises what the task died of
+                pytest.fail("the consumer stopped")
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def consuming(consumer: InboxConsumer) -> AsyncIterator[asyncio.Task[None]]:
+    """Run `consumer` in the background for the duration of the block, then stop it."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert not consumer.connected
+
+
+def new_consumer(
+    broker: str,
+    topic: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    handler: Handler,
+    group: str | None = None,
+    max_attempts: int = 5,
+) -> InboxConsumer:
+    return InboxConsumer(
+        name=group or f"chassis-test-{uuid.uuid4().hex[:8]}",
+        bootstrap_servers=broker,
+        topics=[topic],
+        handlers={"ProductUpdated": handler},
+        sessions=sessions,
+        outbox=Outbox("chassis-test"),
+        producer=lambda: producer,
+        max_attempts=max_attempts,
+    )
+
+
+async def committed_offsets(broker: str, group: str, topic: str) -> int:
+    """The sum over the topic's partitions of the offsets `group` has committed."""
+    checker = AIOKafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
+    await checker.start()
+    try:
+        offsets = [await checker.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)]
+    finally:
+        await checker.stop()
+    return sum(offset or 0 for offset in offsets)
+
+
+async def test_a_redelivered_event_is_applied_once(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+) -> None:
+    topic = await new_topic()
+    event = envelope_of(product("sku-1", 7))
+    for _ in range(2):  # the same envelope twice, as a relay that crashed before its delete
+        await producer.send_and_wait(topic, encoded(event), key=b"sku-1")
+    calls: list[uuid.UUID] = []
+    consumer = new_consumer(broker, topic, sessions, producer, recorder(calls))
+
+    async def skipped_one() -> bool:
+        return metric("events_duplicate_total", topic) == 1
+
+    async with consuming(consumer) as task:
+        await wait_until(skipped_one, watch=task)
+
+    assert calls == [event.event_id]
+    assert await count(sessions, "applied") == 1
+    async with sessions() as session:
+        inbox = (await session.execute(sa.select(processed_events))).all()
+    assert [(row.consumer, row.event_id) for row in inbox] == [(consumer.name, event.event_id)]
+    assert (
+        REGISTRY.get_sample_value(
+            "events_consumed_total", {"topic": topic, "event_type": "ProductUpdated"}
+        )
+        == 1
+    )
+
+
+async def test_events_redelivered_after_a_crash_before_the_offset_commit_are_skipped(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = await new_topic()
+    group = f"chassis-test-{uuid.uuid4().hex[:8]}"
+    events = [envelope_of(product(f"sku-{n % 3}", n)) for n in range(6)]
+    for event in events:
+        await producer.send_and_wait(topic, encoded(event), key=event.aggregate_id.encode())
+
+    # First consumer: applies and commits every event to the database, then "crashes"
+    # where it would commit the offsets.
+    first_calls: list[uuid.UUID] = []
+    first = new_consumer(broker, topic, sessions, producer, recorder(first_calls), group)
+    skipped: dict[Any, int] = {}
+
+    async def crash_instead_of_commit(_consumer: Any, offsets: dict[Any, int]) -> None:
+        skipped.update(offsets)
+
+    monkeypatch.setattr(first, "_commit", crash_instead_of_commit)
+
+    async def at_offset_commit() -> bool:
+        return sum(skipped.values()) == len(events)
+
+    async with consuming(first) as task:
+        await wait_until(at_offset_commit, watch=task)
+    assert sorted(first_calls) == sorted(e.event_id for e in events)
+    assert await count(sessions, "applied") == len(events)
+    assert await committed_offsets(broker, group, topic) == 0
+
+    # A new member of the same group gets the same events again; the inbox skips them.
+    second_calls: list[uuid.UUID] = []
+    second = new_consumer(broker, topic, sessions, producer, recorder(second_calls), group)
+    received: list[uuid.UUID] = []
+    handle = second.handle
+
+    async def receive(record: Any) -> None:
+        received.append(Envelope.model_validate_json(record.value).event_id)
+        await handle(record)
+
+    monkeypatch.setattr(second, "handle", receive)
+
+    async def offsets_committed() -> bool:
+        return await committed_offsets(broker, group, topic) == len(events)
+
+    async with consuming(second) as task:
+        await wait_until(offsets_committed, timeout=60, watch=task)
+
+    assert sorted(received) == sorted(e.event_id for e in events), "all redelivered"
+    assert second_calls == [], "no handler ran again"
+    assert metric("events_duplicate_total", topic) == len(events)
+    assert await count(sessions, "applied") == len(events)
+    assert await count(sessions, "processed_events") == len(events)
+
+
+async def test_poison_messages_go_to_the_dlq_and_the_partition_moves_on(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+    read_topic: Any,
+) -> None:
+    topic = await new_topic()
+    payload = product("sku-p", 1)
+    poison: list[tuple[bytes | None, str]] = [
+        (b"\x00\xff this is not JSON", "not an event envelope"),
+        (b'{"hello": "world", "items": [1, 2]}', "not an event envelope"),
+        (encoded(envelope_of(payload, event_type="NoSuchEvent")), "unknown event NoSuchEvent"),
+        (
+            encoded(envelope_of(payload, event_version=99)),
+            "unknown event ProductUpdated version 99",
+        ),
+        (
+            encoded(envelope_of(payload, payload={"sku": "sku-p", "unit_price_cents": -1})),
+            "invalid ProductUpdated payload",
+        ),
+        (None, "message has no value"),  # a tombstone (key, no value)
+    ]
+    sent: list[tuple[bytes | None, bytes | None, int, int]] = []  # key, value, partition, offset
+    for value, _ in poison:
+        metadata = await producer.send_and_wait(topic, value, key=b"sku-p")
+        sent.append((b"sku-p", value, metadata.partition, metadata.offset))
+    # A record with neither key nor value, which `send()` refuses but other clients write;
+    # it cannot be dead-lettered as it is, so its DLQ copy has an empty value.
+    batch = producer.create_batch()
+    batch.append(key=None, value=None, timestamp=None)
+    metadata = await (await producer.send_batch(batch, topic, partition=sent[0][2]))
+    sent.append((None, b"", metadata.partition, metadata.offset))
+    poison.append((None, "message has no value"))
+    good = envelope_of(payload)
+    await producer.send_and_wait(topic, encoded(good), key=b"sku-p")
+
+    calls: list[uuid.UUID] = []
+    consumer = new_consumer(broker, topic, sessions, producer, recorder(calls))
+
+    async def good_applied() -> bool:
+        return await count(sessions, "applied") == 1
+
+    async with consuming(consumer) as task:
+        await wait_until(good_applied, watch=task)
+
+    assert calls == [good.event_id]
+    assert await count(sessions, "processed_events") == 1
+    dead = await read_topic(f"{topic}.dlq", at_least=len(poison))
+    assert len(dead) == len(poison)
+    # Without a key the last copy may land on any DLQ partition: restore the source order.
+    dead.sort(key=lambda record: int(dict(record.headers)["dlq.offset"]))
+    for record, (_, reason), (key, value, partition, offset) in zip(
+        dead, poison, sent, strict=True
+    ):
+        headers = {name: header.decode() for name, header in record.headers}
+        assert (record.key, record.value) == (key, value)
+        assert headers["dlq.error"] == "PoisonMessage"
+        assert reason in headers["dlq.reason"]
+        assert headers["dlq.topic"] == topic
+        assert headers["dlq.consumer"] == consumer.name
+        assert headers["dlq.partition"] == str(partition)
+        assert headers["dlq.offset"] == str(offset)
+    assert metric("events_dead_lettered_total", topic) == len(poison)
+
+
+async def test_failing_handlers_are_retried_then_dead_lettered(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+    read_topic: Any,
+) -> None:
+    topic = await new_topic()
+    attempts: Counter[str] = Counter()
+    calls: list[uuid.UUID] = []
+    apply = recorder(calls)
+
+    async def handler(delivery: Delivery, payload: ProductUpdated) -> None:
+        attempts[payload.name] += 1
+        await apply(delivery, payload)  # rolled back below if the attempt fails
+        if payload.name == "broken":
+            raise ValueError("cannot apply this one, ever")
+        if payload.name == "flaky" and attempts["flaky"] <= 2:
+            raise ValueError("not this time")
+        if payload.name == "transient" and attempts["transient"] <= 4:
+            raise ConnectionRefusedError("the database is restarting")
+
+    names = ["broken", "flaky", "transient", "ok"]
+    events = {name: envelope_of(product("sku-r", n, name)) for n, name in enumerate(names)}
+    for event in events.values():
+        await producer.send_and_wait(topic, encoded(event), key=b"sku-r")
+    consumer = new_consumer(broker, topic, sessions, producer, handler, max_attempts=3)
+
+    async def last_applied() -> bool:
+        return events["ok"].event_id in calls
+
+    async with consuming(consumer) as task:
+        await wait_until(last_applied, watch=task)
+
+    # max_attempts=3 non-transient failures dead-letter; transient ones retry without limit.
+    assert attempts == {"broken": 3, "flaky": 3, "transient": 5, "ok": 1}
+    async with sessions() as session:
+        applied = set((await session.execute(sa.text("SELECT event_id FROM applied"))).scalars())
+        inbox = set((await session.execute(sa.select(processed_events.c.event_id))).scalars())
+    expected = {events[name].event_id for name in ("flaky", "transient", "ok")}
+    assert applied == expected
+    assert inbox == expected
+    assert await count(sessions, "applied") == 3, "each applied exactly once"
+
+    dead = await read_topic(f"{topic}.dlq")
+    assert len(dead) == 1
+    assert dead[0].value == encoded(events["broken"])
+    headers = {name: value.decode() for name, value in dead[0].headers}
+    assert headers["dlq.error"] == "ValueError"
+    assert headers["dlq.reason"] == "cannot apply this one, ever"
+    assert headers["dlq.topic"] == topic
+    assert metric("events_dead_lettered_total", topic) == 1
+    assert metric("events_retried_total", topic) == 2 + 2 + 4
+
+
+async def test_an_offset_commit_for_a_partition_no_longer_assigned_is_not_fatal(
+    broker: str, new_topic: NewTopic
+) -> None:
+    # After a rebalance that happened while a batch was being applied, the batch's
+    # partition may belong to another member: committing it must not stop the loop.
+    topic = await new_topic()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker,
+        group_id=f"chassis-test-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+    )
+    consumer.assign([TopicPartition(topic, 0)])
+    await consumer.start()
+    try:
+        await InboxConsumer._commit(consumer, {TopicPartition(topic, 1): 1})
+    finally:
+        await consumer.stop()
