@@ -12,6 +12,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.kafka import create_consumer
@@ -72,7 +73,8 @@ def parse(value: bytes | None) -> tuple[Envelope, BaseModel]:
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures that go away by themselves: the database or network being down."""
-    if isinstance(exc, OSError | TimeoutError | OperationalError | InterfaceError):
+    transient = (OSError, TimeoutError, PoolTimeout, OperationalError, InterfaceError)
+    if isinstance(exc, transient):
         return True
     if isinstance(exc, DBAPIError):
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis.consumer import PoisonMessage, is_transient, parse
 from shared_contracts import Envelope
@@ -27,6 +28,7 @@ def db_error(sqlstate: str | None, cls: type[DBAPIError] = DBAPIError) -> DBAPIE
         OSError("network down"),
         ConnectionRefusedError("refused"),
         TimeoutError(),
+        PoolTimeout("QueuePool limit reached"),
         db_error(None, OperationalError),
         db_error(None, InterfaceError),
         db_error("08006"),  # connection failure
