@@ -90,6 +90,28 @@ def test_a_failed_start_leaves_no_process_behind(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration
+def test_stop_stops_everything_even_when_reporting_fails(tmp_path):
+    # `make demo | head` closes stdout: printing a progress line then raises, and
+    # that must not leave the remaining processes running.
+    def progress(line: str) -> None:
+        if line.startswith("stopping"):
+            raise BrokenPipeError(line)
+
+    stack = Stack(
+        tmp_path,
+        repo_root=tmp_path,
+        services=("order", "payment"),
+        free_ports=True,
+        progress=progress,
+    )
+    stack.start_infrastructure()
+    pids = [stack.postgres("order").pid, stack.postgres("payment").pid, stack.broker.pid]
+    with pytest.raises(BrokenPipeError):
+        stack.stop()
+    assert all(pid and process_gone(pid) for pid in pids)
+
+
+@pytest.mark.integration
 async def test_the_stack_provisions_a_reachable_database(tmp_path):
     stack = Stack(tmp_path, repo_root=tmp_path, services=("payment",), free_ports=True)
     try:

@@ -1,6 +1,7 @@
 """The saga's invariants, checked from the outside through the services' HTTP APIs.
 
-After every scenario: every order is terminal, and a cancelled order's history
+After every scenario: every order is terminal, its history shows that payment and
+inventory both answered (events are not lost), and a cancelled order's history
 shows the compensation of what had succeeded; per SKU, stock is conserved
 (available + reserved + sold = stock put) with no reservation left behind and
 `sold` equal to the units of CONFIRMED orders; per order, charges - refunds equal
@@ -41,16 +42,31 @@ async def violations(client: SagaClient, ledger: Ledger) -> list[str]:
 _COMPENSATION = {"PaymentSucceeded": "PaymentRefunded", "StockReserved": "StockReleased"}
 
 
+_ANSWERS = {
+    "payment": ("PaymentSucceeded", "PaymentFailed"),
+    "inventory": ("StockReserved", "StockReservationFailed"),
+}
+
+
 def _history_violations(order: Json) -> list[str]:
-    """A cancelled order's history shows the compensation of each step that had succeeded."""
-    if order["status"] != "CANCELLED":
+    """A terminal order's history shows both services' answers (late ones included) and,
+    if it was cancelled, the compensation of each step that had succeeded.
+    """
+    if order["status"] not in TERMINAL:
         return []
     steps = [entry["step"] for entry in order["history"]]
-    return [
-        f"order {order['order_id']}: {done} without {undo} in its history"
-        for done, undo in _COMPENSATION.items()
-        if done in steps and undo not in steps
+    problems = [
+        f"order {order['order_id']}: no answer from {service} in its history"
+        for service, answers in _ANSWERS.items()
+        if not set(answers) & set(steps)
     ]
+    if order["status"] == "CANCELLED":
+        problems += [
+            f"order {order['order_id']}: {done} without {undo} in its history"
+            for done, undo in _COMPENSATION.items()
+            if done in steps and undo not in steps
+        ]
+    return problems
 
 
 async def _stock_violations(client: SagaClient, ledger: Ledger, orders: list[Json]) -> list[str]:

@@ -6,6 +6,7 @@ so `stop()` can always take down exactly what `start()` brought up.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -206,20 +207,34 @@ class Stack:
                 self._wait_ready(svc)
 
     def stop(self) -> None:
-        """Stop everything this object started, services first; safe to call more than once."""
-        for svc in reversed(self.services):
-            if svc in self._procs:
-                with self._step(f"stopping {svc} service"):
-                    self.stop_service(svc)
+        """Stop everything this object started, services first; safe to call more than once.
+
+        Each process is stopped even when stopping another one, or reporting it (a
+        closed stdout), fails; the first such error is raised once all are stopped.
+        """
+        actions: list[tuple[str, Callable[[], None]]] = [
+            (f"stopping {svc} service", functools.partial(self.stop_service, svc))
+            for svc in reversed(self.services)
+            if svc in self._procs
+        ]
         if self._broker is not None:
-            with self._step("stopping broker"):
-                self._broker.stop()
-            self._broker = None
-        for svc in reversed(self.services):
-            server = self._postgres.pop(svc, None)
-            if server is not None:
-                with self._step(f"stopping PostgreSQL for {svc}"):
-                    server.stop()
+            actions.append(("stopping broker", self._broker.stop))
+        actions += [
+            (f"stopping PostgreSQL for {svc}", self._postgres[svc].stop)
+            for svc in reversed(self.services)
+            if svc in self._postgres
+        ]
+        self._broker = None
+        self._postgres.clear()
+        errors: list[BaseException] = []
+        for label, action in actions:
+            try:
+                with self._step(label):
+                    action()
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     # -- what tests use ---------------------------------------------------------------
 
