@@ -1,22 +1,33 @@
 """Fixtures shared by every package's integration tests: a real PostgreSQL and a real broker.
 
-Both are started once per test session on free ports and stopped at its end.
+Both are started once per test session on free ports and stopped at its end. Also:
+`publish`, which puts an event on a topic as another service's relay would, and
+`serve`, which runs a service app in process (lifespan included) behind an HTTP client.
 """
 
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
+import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from pydantic import BaseModel
 
+from chassis.kafka import create_producer
+from chassis.outbox import new_envelope
 from devstack._aio import run_sync
 from devstack.broker import Broker
 from devstack.ports import free_port
 from devstack.postgres import PostgresServer
 from devstack.topics import create_topics
+from shared_contracts import Envelope
 
 REPO = Path(__file__).parent
 
@@ -65,3 +76,37 @@ def database_url(postgres: PostgresServer) -> Callable[[str], str]:
         return url
 
     return make
+
+
+class Publish(Protocol):
+    def __call__(self, topic: str, key: str, payload: BaseModel) -> Awaitable[Envelope]: ...
+
+
+@pytest.fixture(scope="session")
+async def publish(broker: str) -> AsyncIterator[Publish]:
+    """Publish a v1 event on a topic, as another service's outbox relay would."""
+    producer: AIOKafkaProducer = create_producer(broker)
+    await producer.start()
+
+    async def send(topic: str, key: str, payload: BaseModel) -> Envelope:
+        envelope = new_envelope("test", key, payload)
+        await producer.send_and_wait(topic, envelope.model_dump_json().encode(), key=key.encode())
+        return envelope
+
+    yield send
+    await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def serve() -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """Run a service app in process, relay and consumer included, behind an HTTP client."""
+    return _serve

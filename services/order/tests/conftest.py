@@ -1,21 +1,18 @@
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 
 from order_service.main import create_app
 from order_service.settings import Settings
-from shared_contracts import Envelope, Topic
+from shared_contracts import Topic
 from shared_contracts.inventory.v1 import ProductUpdated
 
 
 @pytest.fixture(scope="session")
-async def client(database_url, broker) -> AsyncIterator[httpx.AsyncClient]:
+async def client(database_url, broker, serve) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=database_url("order"),
         kafka_bootstrap_servers=broker,
@@ -23,35 +20,8 @@ async def client(database_url, broker) -> AsyncIterator[httpx.AsyncClient]:
         kafka_group_id=f"order-{uuid.uuid4().hex[:8]}",
         saga_timeout_seconds=2,
     )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://order") as c,
-    ):
+    async with serve(create_app(settings)) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-async def publish(broker) -> AsyncIterator[Callable[[str, str, BaseModel], Awaitable[Envelope]]]:
-    """Publish an event the way another service's relay would."""
-    producer = AIOKafkaProducer(bootstrap_servers=broker)
-    await producer.start()
-
-    async def send(topic: str, key: str, payload: BaseModel) -> Envelope:
-        envelope = Envelope(
-            event_id=uuid.uuid4(),
-            event_type=type(payload).__name__,
-            event_version=1,
-            occurred_at=datetime.now(UTC),
-            producer="test",
-            aggregate_id=key,
-            payload=payload.model_dump(mode="json"),
-        )
-        await producer.send_and_wait(topic, envelope.model_dump_json().encode(), key=key.encode())
-        return envelope
-
-    yield send
-    await producer.stop()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:

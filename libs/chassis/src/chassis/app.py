@@ -5,8 +5,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
-from prometheus_client import make_asgi_app
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chassis import health
 from chassis.consumer import Handler
@@ -38,8 +38,13 @@ def create_service_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
+    app.add_api_route("/metrics", _metrics, include_in_schema=False)
     return app
+
+
+def _metrics() -> Response:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -13,6 +13,22 @@ from chassis.tables import outbox
 from shared_contracts import Envelope
 
 
+def new_envelope(
+    producer: str, key: str, payload: BaseModel, caused_by: Envelope | None = None
+) -> Envelope:
+    """A fresh envelope for `payload` (a v1 contract model), keyed by `key`."""
+    return Envelope(
+        event_id=uuid.uuid4(),
+        event_type=type(payload).__name__,
+        event_version=1,
+        occurred_at=datetime.now(UTC),
+        producer=producer,
+        aggregate_id=key,
+        causation_id=caused_by.event_id if caused_by else None,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
 class Outbox:
     """Adds events to the outbox table of the caller's transaction.
 
@@ -33,16 +49,7 @@ class Outbox:
         caused_by: Envelope | None = None,
     ) -> Envelope:
         """Write `payload` as an event on `topic` with Kafka key `key`; return its envelope."""
-        envelope = Envelope(
-            event_id=uuid.uuid4(),
-            event_type=type(payload).__name__,
-            event_version=1,
-            occurred_at=datetime.now(UTC),
-            producer=self.producer,
-            aggregate_id=key,
-            causation_id=caused_by.event_id if caused_by else None,
-            payload=payload.model_dump(mode="json"),
-        )
+        envelope = new_envelope(self.producer, key, payload, caused_by)
         await session.execute(
             insert(outbox).values(
                 topic=topic,

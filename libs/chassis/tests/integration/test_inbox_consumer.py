@@ -10,7 +10,6 @@ import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.consumer import Delivery, Handler, InboxConsumer
-from chassis.outbox import Outbox
+from chassis.outbox import Outbox, new_envelope
 from chassis.tables import processed_events
 from shared_contracts import Envelope
 from shared_contracts.inventory.v1 import ProductUpdated
@@ -33,16 +32,7 @@ PARTITIONS = 6
 
 
 def envelope_of(event: ProductUpdated, **overrides: Any) -> Envelope:
-    fields: dict[str, Any] = {
-        "event_id": uuid.uuid4(),
-        "event_type": type(event).__name__,
-        "event_version": 1,
-        "occurred_at": datetime.now(UTC),
-        "producer": "chassis-test",
-        "aggregate_id": event.sku,
-        "payload": event.model_dump(mode="json"),
-    }
-    return Envelope(**(fields | overrides))
+    return new_envelope("chassis-test", event.sku, event).model_copy(update=overrides)
 
 
 def product(sku: str, n: int, name: str = "ok") -> ProductUpdated:

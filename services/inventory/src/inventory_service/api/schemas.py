@@ -4,18 +4,26 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-MAX_BIGINT = 2**63 - 1
-"""The largest value a PostgreSQL `bigint` column holds."""
+# Bounds that keep every sum the saga computes (an order's total: up to 100 lines of
+# 10,000 units) far inside a PostgreSQL bigint.
+MAX_UNIT_PRICE_CENTS = 10**10
+MAX_STOCK = 10**9
 
-Count = Annotated[int, Field(strict=True, ge=0, le=MAX_BIGINT)]
+Price = Annotated[int, Field(strict=True, ge=0, le=MAX_UNIT_PRICE_CENTS)]
+Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
 
 
 class ProductIn(BaseModel):
     """The catalog data and units on hand of a product, as `PUT` sets them."""
 
-    name: str = Field(min_length=1, max_length=200, description="Display name.")
-    unit_price_cents: Count = Field(description="Price of one unit, in integer cents.")
-    stock: Count = Field(description="Units on hand (available); held and sold units are kept.")
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Display name (no control characters).",
+    )
+    unit_price_cents: Price = Field(description="Price of one unit, in integer cents.")
+    stock: Stock = Field(description="Units on hand (available); held and sold units are kept.")
 
 
 class ProductOut(BaseModel):

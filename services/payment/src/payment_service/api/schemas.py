@@ -7,10 +7,18 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+MAX_BALANCE_CENTS = 10**15
+
+
 class AccountIn(BaseModel):
     """The body of `PUT /v1/accounts/{customer_id}`."""
 
-    balance_cents: int = Field(strict=True, ge=0, description="New balance, in cents.")
+    balance_cents: int = Field(
+        strict=True,
+        ge=0,
+        le=MAX_BALANCE_CENTS,
+        description="New balance, in cents (at most 10^15, so sums stay inside a bigint).",
+    )
 
 
 class AccountOut(BaseModel):
