@@ -1,5 +1,6 @@
-"""Inventory test fixtures on top of the root `broker` and `database_url` fixtures."""
+"""Inventory test fixtures on top of the root `broker`, `database_url` and `serve` fixtures."""
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -11,23 +12,18 @@ from chassis.db import create_engine, create_sessionmaker
 from inventory_service.main import create_app
 from inventory_service.settings import Settings
 
+Serve = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
 
 @pytest.fixture(scope="module")
-async def app(database_url: Callable[[str], str], broker: str) -> AsyncIterator[FastAPI]:
-    """The whole service (API, consumer, relay) on a fresh database, lifespan running."""
+async def service_client(
+    database_url: Callable[[str], str], broker: str, serve: Serve
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to the whole service (API, consumer, relay) on a fresh database."""
     settings = Settings(
         database_url=database_url("inventory"), kafka_bootstrap_servers=broker, port=0
     )
-    service = create_app(settings)
-    async with service.router.lifespan_context(service):
-        yield service
-
-
-@pytest.fixture(scope="module")
-async def service_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to `app` in process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with serve(create_app(settings)) as client:
         yield client
 
 

@@ -1,58 +1,37 @@
-"""Fixtures of the payment service's tests, on top of the root `broker` and `database_url`."""
+"""Fixtures of the payment service's tests, on top of the root `broker`, `database_url`, `serve`."""
 
-import uuid
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.consumer import Delivery
 from chassis.db import create_engine, create_sessionmaker
-from chassis.outbox import Outbox
+from chassis.outbox import Outbox, new_envelope
 from chassis.tables import outbox
 from payment_service.main import create_app
 from payment_service.settings import Settings
 from shared_contracts import Envelope
 
+Serve = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 Deliver = Callable[[Callable[[Delivery, Any], Awaitable[None]], BaseModel], Awaitable[Envelope]]
-
-
-def _envelope_of(payload: BaseModel, key: str) -> Envelope:
-    return Envelope(
-        event_id=uuid.uuid4(),
-        event_type=type(payload).__name__,
-        event_version=1,
-        occurred_at=datetime.now(UTC),
-        producer="order",
-        aggregate_id=key,
-        payload=payload.model_dump(mode="json"),
-    )
-
-
-@pytest.fixture
-def envelope_of() -> Callable[[BaseModel, str], Envelope]:
-    """Wrap a payload in an envelope as the order service's relay would publish it."""
-    return _envelope_of
 
 
 @pytest.fixture(scope="session")
 async def client(
-    database_url: Callable[[str], str], broker: str
+    database_url: Callable[[str], str], broker: str, serve: Serve
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The payment app, lifespan running (relay and consumer), on its own fresh database."""
     settings = Settings(
         database_url=database_url("payment"), kafka_bootstrap_servers=broker, port=0
     )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment") as c,
-    ):
+    async with serve(create_app(settings)) as c:
         yield c
 
 
@@ -73,7 +52,7 @@ def deliver(sessions: async_sessionmaker[AsyncSession]) -> Deliver:
     async def apply(
         handler: Callable[[Delivery, Any], Awaitable[None]], payload: BaseModel
     ) -> Envelope:
-        envelope = _envelope_of(payload, str(getattr(payload, "order_id", "")))
+        envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
         async with sessions.begin() as session:
             await handler(Delivery(session, envelope, Outbox("payment")), payload)
         return envelope

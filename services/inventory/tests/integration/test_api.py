@@ -3,18 +3,19 @@
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel
 
 from shared_contracts import Envelope, Topic
 from shared_contracts.order import v1 as order_v1
 
 pytestmark = pytest.mark.integration
+
+Publish = Callable[[str, str, BaseModel], Awaitable[Envelope]]
 
 
 def new_sku() -> str:
@@ -111,6 +112,10 @@ BAD_BODIES = {
     "number name": {"name": 5, "unit_price_cents": 1, "stock": 1},
     "missing stock": {"name": "x", "unit_price_cents": 1},
     "huge stock": {"name": "x", "unit_price_cents": 1, "stock": 2**63},
+    "stock over the bound": {"name": "x", "unit_price_cents": 1, "stock": 10**9 + 1},
+    "price over the bound": {"name": "x", "unit_price_cents": 10**10 + 1, "stock": 1},
+    "NUL in name": {"name": "a\x00b", "unit_price_cents": 1, "stock": 1},
+    "newline in name": {"name": "a\nb", "unit_price_cents": 1, "stock": 1},
     "not an object": ["x", 1, 1],
 }
 BAD_SKUS = ["x" * 65, "has space", "bad!sku", "é"]
@@ -148,20 +153,24 @@ class TestBadInput:
 
 class TestSagaThroughTheBroker:
     async def test_orders_reserve_sell_and_release_and_put_keeps_held_units(
-        self, service_client: httpx.AsyncClient, broker: str
+        self, service_client: httpx.AsyncClient, broker: str, publish: Publish
     ) -> None:
         sku = new_sku()
         await put(service_client, sku, 10)
         kept, cancelled = uuid.uuid4(), uuid.uuid4()
 
-        await publish(broker, order_created(kept, sku, 3))
-        await publish(broker, order_created(cancelled, sku, 2))
+        await publish(Topic.ORDER_EVENTS, str(kept), order_created(kept, sku, 3))
+        await publish(Topic.ORDER_EVENTS, str(cancelled), order_created(cancelled, sku, 2))
         await eventually(lambda: stock_is(service_client, sku, available=5, reserved=5, sold=0))
 
         # A restock sets the units on hand; units held for orders in flight stay held.
         await put(service_client, sku, 20)
-        await publish(broker, order_v1.OrderConfirmed(order_id=kept))
-        await publish(broker, order_v1.OrderCancelled(order_id=cancelled, reason="TIMEOUT"))
+        await publish(Topic.ORDER_EVENTS, str(kept), order_v1.OrderConfirmed(order_id=kept))
+        await publish(
+            Topic.ORDER_EVENTS,
+            str(cancelled),
+            order_v1.OrderCancelled(order_id=cancelled, reason="TIMEOUT"),
+        )
         await eventually(lambda: stock_is(service_client, sku, available=22, reserved=0, sold=3))
 
         results = await read_keyed(broker, Topic.INVENTORY_EVENTS, str(cancelled), count=2)
@@ -169,11 +178,11 @@ class TestSagaThroughTheBroker:
         assert results[1].payload["items"] == [{"sku": sku, "quantity": 2}]
 
     async def test_an_order_for_too_many_units_fails_with_out_of_stock(
-        self, service_client: httpx.AsyncClient, broker: str
+        self, service_client: httpx.AsyncClient, broker: str, publish: Publish
     ) -> None:
         sku, order_id = new_sku(), uuid.uuid4()
         await put(service_client, sku, 1)
-        await publish(broker, order_created(order_id, sku, 2))
+        await publish(Topic.ORDER_EVENTS, str(order_id), order_created(order_id, sku, 2))
         [result] = await read_keyed(broker, Topic.INVENTORY_EVENTS, str(order_id), count=1)
         assert result.event_type == "StockReservationFailed"
         assert result.payload | {"order_id": None} == {
@@ -196,28 +205,6 @@ async def stock_is(
 ) -> bool:
     body = (await client.get(f"/v1/products/{sku}")).json()
     return (body["available"], body["reserved"], body["sold"]) == (available, reserved, sold)
-
-
-async def publish(broker: str, payload: BaseModel) -> None:
-    """Publish `payload` on `orders.events` as the order service would, keyed by order id."""
-    order_id = str(payload.order_id)  # type: ignore[attr-defined]
-    envelope = Envelope(
-        event_id=uuid.uuid4(),
-        event_type=type(payload).__name__,
-        event_version=1,
-        occurred_at=datetime.now(UTC),
-        producer="order",
-        aggregate_id=order_id,
-        payload=payload.model_dump(mode="json"),
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=broker, enable_idempotence=False)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            Topic.ORDER_EVENTS, envelope.model_dump_json().encode(), key=order_id.encode()
-        )
-    finally:
-        await producer.stop()
 
 
 async def read_keyed(broker: str, topic: str, key: str, count: int) -> list[Envelope]:

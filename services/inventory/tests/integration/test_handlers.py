@@ -3,16 +3,14 @@
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.consumer import Delivery, Handler
-from chassis.outbox import Outbox
+from chassis.outbox import Outbox, new_envelope
 from chassis.tables import outbox
 from inventory_service.adapters.orm import reservations
 from inventory_service.service_layer import handlers
@@ -29,21 +27,9 @@ def new_sku() -> str:
     return f"SKU-{uuid.uuid4().hex[:10]}"
 
 
-def envelope_of(payload: BaseModel, order_id: uuid.UUID) -> Envelope:
-    return Envelope(
-        event_id=uuid.uuid4(),
-        event_type=type(payload).__name__,
-        event_version=1,
-        occurred_at=datetime.now(UTC),
-        producer="order",
-        aggregate_id=str(order_id),
-        payload=payload.model_dump(mode="json"),
-    )
-
-
 async def apply(sessions: Sessions, handler: Handler, payload: Any) -> Envelope:
     """Run `handler` on `payload` in its own transaction, as the consumer does."""
-    envelope = envelope_of(payload, payload.order_id)
+    envelope = new_envelope("order", str(payload.order_id), payload)
     async with sessions.begin() as session:
         await handler(Delivery(session, envelope, OUTBOX), payload)
     return envelope

@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-
 MAX_BALANCE_CENTS = 10**15
 
 
