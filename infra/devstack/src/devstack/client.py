@@ -105,7 +105,7 @@ class SagaClient:
         return result
 
     @staticmethod
-    async def wait_for(check: Any, timeout: float = 60.0, interval: float = 0.1) -> None:
+    async def wait_for(check: Any, timeout: float = 60.0, interval: float = 0.01) -> None:
         """Await `check()` until it returns true; raise TimeoutError after `timeout` s."""
         async with asyncio.timeout(timeout):
             while not await check():

@@ -24,6 +24,9 @@ def create_consumer(bootstrap_servers: str, group_id: str, topics: list[str]) ->
     A short session (6 s, the broker minimum by default) lets the group notice a
     crashed member, and a restarted one rejoin, in seconds rather than tens of seconds;
     heartbeats run in the background, so slow handlers do not count against it.
+    The local broker answers a fetch only when its wait expires, not when data
+    arrives, so the wait bounds each hop's latency: 100 ms keeps a saga near 0.1 s
+    for a few percent of idle broker CPU (Apache Kafka answers at once either way).
     """
     return AIOKafkaConsumer(
         *topics,
@@ -32,6 +35,7 @@ def create_consumer(bootstrap_servers: str, group_id: str, topics: list[str]) ->
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        fetch_max_wait_ms=100,
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
     )

@@ -51,6 +51,7 @@ async def test_the_replica_ignores_an_older_product_version(client, product, pub
         {"customer_id": "alice", "items": []},
         {"customer_id": "alice", "items": [{"sku": "x", "quantity": 0}]},
         {"customer_id": "alice", "items": [{"sku": "x", "quantity": 1.5}]},
+        {"customer_id": "alice", "items": [{"sku": "x", "quantity": 1_000_001}]},
         {"customer_id": "alice", "items": [{"sku": "x", "quantity": "2"}]},
         {"customer_id": "", "items": [{"sku": "x", "quantity": 1}]},
         {"customer_id": "a b", "items": [{"sku": "x", "quantity": 1}]},

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 # Bounds that keep every sum the saga computes (an order's total: up to 100 lines of
-# 10,000 units) far inside a PostgreSQL bigint.
+# 1,000,000 units at most 10^10 cents each) inside a PostgreSQL bigint.
 MAX_UNIT_PRICE_CENTS = 10**10
 MAX_STOCK = 10**9
 
