@@ -24,6 +24,8 @@ from chassis.tables import processed_events
 from shared_contracts import Envelope
 from shared_contracts.inventory.v1 import ProductUpdated
 
+from ..support import in_background, wait_until
+
 pytestmark = pytest.mark.integration
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -65,30 +67,11 @@ def metric(name: str, topic: str) -> float:
     return REGISTRY.get_sample_value(name, {"topic": topic}) or 0.0
 
 
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]],
-    timeout: float = 40.0,
-    watch: asyncio.Task[Any] | None = None,
-) -> None:
-    """Poll `condition` until true; fail at `timeout` or if `watch` stops early."""
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            if watch is not None and watch.done():
-                watch.result()  # raises what the task died of
-                pytest.fail("the consumer stopped")
-            await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
 async def consuming(consumer: InboxConsumer) -> AsyncIterator[asyncio.Task[None]]:
     """Run `consumer` in the background for the duration of the block, then stop it."""
-    task = asyncio.create_task(consumer.run())
-    try:
+    async with in_background(consumer.run()) as task:
         yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert not consumer.connected
 
 

@@ -1,9 +1,8 @@
 """The transactional outbox and its relay, against a real PostgreSQL and a real broker."""
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,6 +19,8 @@ from chassis.tables import outbox as outbox_table
 from shared_contracts import Envelope
 from shared_contracts.inventory.v1 import ProductUpdated
 
+from ..support import in_background, wait_until
+
 pytestmark = pytest.mark.integration
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -33,32 +34,6 @@ def product(key: str, n: int) -> ProductUpdated:
 async def outbox_rows(sessions: Sessions) -> int:
     async with sessions() as session:
         return int(await session.scalar(sa.select(sa.func.count()).select_from(outbox_table)) or 0)
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]],
-    timeout: float = 20.0,
-    watch: asyncio.Task[Any] | None = None,
-) -> None:
-    """Poll `condition` until true; fail at `timeout` or if `watch` stops early."""
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            if watch is not None and watch.done():
-                watch.result()  # raises what the task died of
-                pytest.fail("the background task stopped")
-            await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def relaying(relay: OutboxRelay) -> AsyncIterator[asyncio.Task[None]]:
-    """Run `relay` in the background for the duration of the block."""
-    task = asyncio.create_task(relay.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def envelopes(records: list[Any]) -> list[Envelope]:
@@ -81,7 +56,7 @@ async def test_committed_events_are_published_in_order_per_key_and_deleted(
                 written[key].append(envelope.event_id)
     assert await outbox_rows(sessions) == 50
 
-    async with relaying(OutboxRelay(sessions, producer, signal)) as task:
+    async with in_background(OutboxRelay(sessions, producer, signal).run()) as task:
         records = await read_topic(topic, at_least=50)
         await wait_until(lambda: _empty(sessions), watch=task)
 
@@ -125,7 +100,7 @@ async def test_rolled_back_events_are_never_published(
         marker = await signal.add(session, topic, "k", product("k", 3))
     assert signal.committed.is_set()
 
-    async with relaying(OutboxRelay(sessions, producer, signal)):
+    async with in_background(OutboxRelay(sessions, producer, signal).run()):
         records = await read_topic(topic, at_least=1)
     assert [e.event_id for e in envelopes(records)] == [marker.event_id]
     assert not set(rolled_back) & {e.event_id for e in envelopes(records)}
@@ -172,7 +147,7 @@ async def test_a_commit_wakes_the_idle_relay(
     async def idle() -> bool:
         return relay.batches == [0]
 
-    async with relaying(relay) as task:
+    async with in_background(relay.run()) as task:
         await wait_until(idle, watch=task)  # found nothing; now waits for a signal
         async with sessions.begin() as session:
             event = await signal.add(session, topic, "k", product("k", 1))
@@ -233,13 +208,13 @@ async def test_a_failed_batch_stays_in_the_outbox_and_is_published_later(
     async def retried() -> bool:
         return failing.calls >= 3
 
-    async with relaying(failing) as task:
+    async with in_background(failing.run()) as task:
         await wait_until(retried, watch=task)
     assert failing.batches == [], "no batch succeeded"
     assert await outbox_rows(sessions) == 10
 
     # A healthy relay publishes everything: at least once, the first 3 twice.
-    async with relaying(OutboxRelay(sessions, producer, signal)) as task:
+    async with in_background(OutboxRelay(sessions, producer, signal).run()) as task:
         records = await read_topic(topic, at_least=13)
         await wait_until(lambda: _empty(sessions), watch=task)
     assert [e.event_id for e in envelopes(records)] == ids[:3] + ids
