@@ -115,18 +115,27 @@ class InboxConsumer:
         self._max_attempts = max_attempts
 
     async def run(self) -> None:
-        """Connect (retrying until the broker is there), then consume until cancelled."""
-        consumer = await self._connect()
-        try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for partition, records in batches.items():
-                    for record in records:
-                        await self.handle(record)
-                    await self._commit(consumer, {partition: records[-1].offset + 1})
-        finally:
-            self.connected = False
-            await consumer.stop()
+        """Consume until cancelled, reconnecting with backoff whenever the client fails."""
+        backoff = Backoff()
+        while True:
+            consumer = await self._connect()
+            try:
+                await self._consume(consumer)
+            except Exception:
+                delay = backoff.next_delay()
+                log.warning("consumer failed; reconnecting in %.1fs", delay, exc_info=True)
+                await asyncio.sleep(delay)
+            finally:
+                self.connected = False
+                await consumer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for partition, records in batches.items():
+                for record in records:
+                    await self.handle(record)
+                await self._commit(consumer, {partition: records[-1].offset + 1})
 
     async def _connect(self) -> AIOKafkaConsumer:
         backoff = Backoff()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -335,3 +336,35 @@ async def test_an_offset_commit_for_a_partition_no_longer_assigned_is_not_fatal(
         await InboxConsumer._commit(consumer, {TopicPartition(topic, 1): 1})
     finally:
         await consumer.stop()
+
+
+async def test_the_consumer_reconnects_after_its_client_fails(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = await new_topic()
+    event = envelope_of(product("sku-f", 3))
+    await producer.send_and_wait(topic, encoded(event), key=b"sku-f")
+    real_getmany = AIOKafkaConsumer.getmany
+    failures = 0
+
+    async def fails_once(self: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise KafkaError("fetch failed")
+        return await real_getmany(self, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", fails_once)
+    calls: list[uuid.UUID] = []
+    consumer = new_consumer(broker, topic, sessions, producer, recorder(calls))
+
+    async def applied_once() -> bool:
+        return await count(sessions, "applied") == 1
+
+    async with consuming(consumer) as task:
+        await wait_until(applied_once, timeout=60, watch=task)
+    assert (failures, calls) == (1, [event.event_id])
