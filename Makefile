@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 SOURCES := shared-contracts libs infra services tests conftest.py
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test test-unit test-integration test-e2e lint fmt typecheck contracts contracts-check check clean
+.PHONY: help install up demo invariants test test-unit test-integration test-e2e lint fmt typecheck contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,8 +55,20 @@ fmt: install ## format and auto-fix
 typecheck: install ## mypy --strict
 	$(BIN)/mypy $(SOURCES)
 
+.PHONY: dlq-list dlq-replay
+dlq-list: install ## list a dead-letter topic and why: make dlq-list TOPIC=orders.events
+	@test -n "$(TOPIC)" || { echo "error: set TOPIC, e.g. make dlq-list TOPIC=orders.events"; exit 1; }
+	@$(BIN)/python -m devstack dlq list $(TOPIC)
+
+dlq-replay: install ## re-publish a DLQ's new records: make dlq-replay TOPIC=orders.events [CONSUMER=payment]
+	@test -n "$(TOPIC)" || { echo "error: set TOPIC, e.g. make dlq-replay TOPIC=orders.events"; exit 1; }
+	@$(BIN)/python -m devstack dlq replay $(TOPIC) $(if $(CONSUMER),--consumer $(CONSUMER))
+
 contracts: install ## regenerate shared-contracts/schemas from the pydantic models
 	$(BIN)/python shared-contracts/generate_schemas.py
+
+invariants: install ## check a running stack (make up) over HTTP; exit 1 on any violation
+	@$(BIN)/python -m devstack invariants --settle $(or $(SETTLE),0)
 
 clean: ## remove the local stack's data (.stack/)
 	rm -rf .stack

@@ -1,6 +1,7 @@
 """The saga under failure: a service SIGKILLed mid-burst, a service down past the saga timeout."""
 
 import asyncio
+import signal
 import uuid
 
 import httpx
@@ -13,6 +14,8 @@ from .conftest import SAGA_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.e2e
 
+CLEAN_EXIT = "Application shutdown complete."
+
 
 async def place_until_accepted(scenarios: Scenarios, customer: str, items) -> str:
     """Place an order like a careful client: one idempotency key, retried until accepted."""
@@ -22,7 +25,7 @@ async def place_until_accepted(scenarios: Scenarios, customer: str, items) -> st
             response = await scenarios.client.place_order(customer, items, idempotency_key=key)
             if response.status_code == 202:
                 order_id: str = response.json()["order_id"]
-                scenarios.ledger.orders.append(order_id)
+                scenarios.orders.append(order_id)
                 return order_id
         except httpx.TransportError:
             pass  # the order service is down or restarting
@@ -49,8 +52,8 @@ async def test_a_service_killed_mid_burst_loses_no_order(stack, client, victim):
     await asyncio.sleep(1)
     await asyncio.to_thread(stack.start_service, victim)
     await placing
-    assert len(scenarios.ledger.orders) == 40
-    assert await settle(client, scenarios.ledger, timeout=90) == []
+    assert len(scenarios.orders) == 40
+    assert (await settle(client, timeout=90)).violations == []
 
 
 async def test_late_results_after_a_timeout_are_compensated(stack, client):
@@ -64,8 +67,33 @@ async def test_late_results_after_a_timeout_are_compensated(stack, client):
     finally:
         await asyncio.to_thread(stack.start_service, "payment")
     # Payment now charges (late) and then refunds, because OrderCancelled follows.
-    assert await settle(client, scenarios.ledger) == []
-    steps = [entry["step"] for entry in (await client.order(order_id))["history"]]
+    assert (await settle(client)).violations == []
+    steps = [entry["step"] for entry in (await scenarios.wait_for_history(order_id))["history"]]
     assert steps.count("OrderCancelled") == 1
     assert {"PaymentSucceeded", "PaymentRefunded", "StockReleased"} <= set(steps)
     assert [p["kind"] for p in await client.payments(order_id)] == ["charge", "refund"]
+
+
+@pytest.mark.parametrize("victim", ["inventory", "order"])
+async def test_sigterm_mid_burst_stops_promptly_and_loses_nothing(stack, client, victim):
+    scenarios = Scenarios(client, tag=f"term-{victim}-{uuid.uuid4().hex[:4]}")
+    await scenarios.seed()
+    customers = [scenarios.customer(n) for n in ("alice", "bob", "dave")]
+    placing = asyncio.gather(
+        *(
+            place_until_accepted(scenarios, customers[i % 3], [(scenarios.widget, 1)])
+            for i in range(30)
+        )
+    )
+    await asyncio.sleep(0.3)
+    clean_exits = stack.log_path(victim).read_text().count(CLEAN_EXIT)
+    started = asyncio.get_running_loop().time()
+    status = await asyncio.to_thread(stack.stop_service, victim)
+    stopped_in = asyncio.get_running_loop().time() - started
+    await asyncio.to_thread(stack.start_service, victim)
+    await placing
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit too.
+    assert status in (0, -signal.SIGTERM), f"{victim} was killed (status {status})"
+    assert stack.log_path(victim).read_text().count(CLEAN_EXIT) == clean_exits + 1
+    assert stopped_in < 8
+    assert (await settle(client, timeout=90)).violations == []

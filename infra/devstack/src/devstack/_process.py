@@ -43,8 +43,10 @@ def stop_process(
     proc: subprocess.Popen[bytes],
     sig: signal.Signals = signal.SIGTERM,
     timeout: float = DEFAULT_STOP_TIMEOUT,
-) -> None:
+) -> int:
     """Send `sig` to the process, wait up to `timeout` s, then SIGKILL its whole group.
+
+    Returns the exit status: negative (-9) when it had to be killed.
 
     Only the leader gets the polite signal: it shuts its own helpers down in order
     (PostgreSQL's postmaster does), and signalling them directly could disturb that.
@@ -60,6 +62,7 @@ def stop_process(
     # Anything the leader left behind in its group goes too.
     _signal_group(proc.pid, signal.SIGKILL)
     _wait_group_gone(proc.pid, 2.0)
+    return proc.returncode
 
 
 def kill_process(proc: subprocess.Popen[bytes]) -> None:

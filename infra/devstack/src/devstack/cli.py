@@ -1,9 +1,16 @@
 """`python -m devstack up`: run the local system in the foreground until Ctrl-C.
 
 `python -m devstack demo`: run the workshop scenarios on a fresh stack, then stop.
+
+`python -m devstack invariants`: check a running stack's invariants over HTTP.
+
+`python -m devstack dlq list|replay <topic>`: show or re-publish a dead-letter topic.
 """
 
 import argparse
+import asyncio
+import logging
+import os
 import shutil
 import signal
 import sys
@@ -11,9 +18,14 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+import httpx
+
+from devstack import dlq, invariants
+from devstack._aio import run_sync
+from devstack.client import SagaClient
 from devstack.demo import run_demo
 from devstack.errors import DevstackError
-from devstack.stack import Stack, find_repo_root
+from devstack.stack import Stack, find_repo_root, service_urls
 
 
 class _Shutdown(Exception):
@@ -52,6 +64,96 @@ def up(fresh: bool) -> int:
     return 0
 
 
+def dlq_list(bootstrap: str, topic: str) -> int:
+    """Print one line per record of the DLQ of `topic`, then a count."""
+    name = dlq.dlq_topic(topic)
+    letters = run_sync(dlq.list_dead_letters(bootstrap, topic))
+    for letter in letters:
+        print(letter.describe(), flush=True)
+    print(f"{len(letters)} dead-lettered record(s) in {name}", flush=True)
+    return 0
+
+
+def dlq_replay(bootstrap: str, topic: str, consumer: str | None, dry_run: bool) -> int:
+    """Re-publish the DLQ's records not replayed yet, printing each, then a count."""
+    verb = "would replay" if dry_run else "replayed"
+
+    def report(done: dlq.Replayed) -> None:
+        print(f"{verb} {done.describe()}", flush=True)
+
+    result = run_sync(
+        dlq.replay_dead_letters(
+            bootstrap, topic, consumer_name=consumer, dry_run=dry_run, progress=report
+        )
+    )
+    summary = f"{verb} {len(result.replayed)} record(s) from {result.dlq}"
+    if result.left_out:
+        summary += f"; {result.left_out} left out by --consumer {consumer}"
+    if dry_run:
+        summary += " (dry run: nothing published, progress not recorded)"
+    print(summary, flush=True)
+    return 0
+
+
+def _add_dlq_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("topic", help="a topic (orders.events) or its DLQ (orders.events.dlq)")
+    common.add_argument(
+        "--bootstrap",
+        default=None,
+        help=f"broker address (default: ${dlq.BOOTSTRAP_ENV} or {dlq.DEFAULT_BOOTSTRAP})",
+    )
+    dlq_parser = commands.add_parser("dlq", help="list or replay a dead-letter topic")
+    actions = dlq_parser.add_subparsers(dest="action", required=True)
+    actions.add_parser(
+        "list",
+        parents=[common],
+        help="print every dead-lettered record and why (reads without committing)",
+    )
+    replay = actions.add_parser(
+        "replay",
+        parents=[common],
+        help="re-publish records not replayed yet to their original topic",
+    )
+    replay.add_argument("--consumer", help="only records dead-lettered by this consumer group")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would be replayed; publish nothing"
+    )
+
+
+def check_invariants(settle_seconds: float) -> int:
+    """Check the invariants of a running stack over HTTP; 1 if any is broken."""
+    urls = service_urls(os.environ)
+    print("checking " + ", ".join(f"{svc} {url}" for svc, url in urls.items()), flush=True)
+
+    async def run() -> invariants.Report:
+        async with SagaClient(urls) as client:
+            return await invariants.settle(client, settle_seconds)
+
+    try:
+        report = asyncio.run(run())
+    except httpx.HTTPError as exc:
+        raise DevstackError(f"cannot read the services' APIs: {exc!r}; is the stack up?") from exc
+    for line in invariants.summary(report):
+        print(line, flush=True)
+    return 1 if report.violations else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "up":
+        return up(args.fresh)
+    if args.command == "demo":
+        return run_demo()
+    if args.command == "invariants":
+        return check_invariants(args.settle)
+    # aiokafka logs each failed connection attempt; the failure is reported as one line.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+    bootstrap = args.bootstrap or dlq.default_bootstrap()
+    if args.action == "list":
+        return dlq_list(bootstrap, args.topic)
+    return dlq_replay(bootstrap, args.topic, args.consumer, args.dry_run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, run the command, and turn known failures into `error: ...`."""
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
@@ -59,12 +161,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     up_parser = commands.add_parser("up", help="start everything in the foreground")
     up_parser.add_argument("--fresh", action="store_true", help="wipe .stack/ first")
     commands.add_parser("demo", help="run the workshop scenarios on a fresh stack, then stop")
+    check = commands.add_parser(
+        "invariants", help="check a running stack's invariants over HTTP (exit 1 on a violation)"
+    )
+    check.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep checking up to this long while events are still in flight",
+    )
+    _add_dlq_commands(commands)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        return up(args.fresh) if args.command == "up" else run_demo()
+        return _run(args)
     except (KeyboardInterrupt, _Shutdown):
         return 0
     except DevstackError as exc:

@@ -50,6 +50,21 @@ class SagaClient:
         replica = response.json()
         return bool(replica["unit_price_cents"] == unit_price_cents and replica["name"] == name)
 
+    async def _pages(self, svc: str, path: str, key: str, **params: str) -> list[Json]:
+        """Every item of a paginated listing (`{key: [...], "next": cursor | null}`)."""
+        items: list[Json] = []
+        query: dict[str, str] = {"limit": "1000", **params}
+        while True:
+            page = await self._json(svc, "GET", path, params=query)
+            items += page[key]
+            if page["next"] is None:
+                return items
+            query["after"] = page["next"]
+
+    async def products(self) -> list[Json]:
+        """Every product with its stock buckets and `received` (units ever put in)."""
+        return await self._pages("inventory", "/v1/products", "products")
+
     async def product(self, sku: str) -> Json:
         """Inventory's view of a product: available, reserved, sold."""
         product: Json = await self._json("inventory", "GET", f"/v1/products/{sku}")
@@ -61,6 +76,10 @@ class SagaClient:
         body = {"balance_cents": balance_cents}
         account: Json = await self._json("payment", "PUT", f"/v1/accounts/{customer_id}", json=body)
         return account
+
+    async def accounts(self) -> list[Json]:
+        """Every account with `deposited_cents`, `charged_cents` and `refunded_cents`."""
+        return await self._pages("payment", "/v1/accounts", "accounts")
 
     async def account(self, customer_id: str) -> Json:
         account: Json = await self._json("payment", "GET", f"/v1/accounts/{customer_id}")
@@ -84,6 +103,10 @@ class SagaClient:
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return await self.request("order", "POST", "/v1/orders", json=body, headers=headers)
+
+    async def orders(self, **filters: str) -> list[Json]:
+        """Every order (without history), in creation order; filters: status, customer_id."""
+        return await self._pages("order", "/v1/orders", "orders", **filters)
 
     async def order(self, order_id: str) -> Json:
         order: Json = await self._json("order", "GET", f"/v1/orders/{order_id}")

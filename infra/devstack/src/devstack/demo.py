@@ -36,12 +36,13 @@ async def _scenarios(urls: dict[str, str], out: Print) -> int:
         out("Running the scenarios: happy path, out of stock, payment declined,")
         out("customer cancellation, and 20 concurrent orders for the last 5 units.\n")
         outcomes = await scenarios.run_all()
-        problems = await settle(client, scenarios.ledger)
-        # Re-read the orders: compensation steps may have landed after they went terminal.
+        report = await settle(client)
+        # Re-read the orders: compensation steps may land after an order went terminal.
         for outcome in outcomes:
-            outcome.order = await client.order(outcome.order["order_id"])
+            outcome.order = await scenarios.wait_for_history(outcome.order["order_id"])
         _print_outcomes(outcomes, out)
         await _print_books(client, scenarios, out)
+    problems = report.violations
     unexpected = [o for o in outcomes if not o.as_expected]
     for outcome in unexpected:
         out(f"UNEXPECTED: {outcome.scenario}: {outcome.order['status']} {outcome.order['reason']}")
@@ -81,20 +82,21 @@ def _print_history(order: Json, out: Print) -> None:
 
 
 async def _print_books(client: SagaClient, scenarios: Scenarios, out: Print) -> None:
-    out(f"{'sku':<14} {'stock put':>9} {'available':>9} {'reserved':>8} {'sold':>5}")
-    for sku, stock in scenarios.ledger.stock.items():
+    out(f"{'sku':<14} {'received':>9} {'available':>9} {'reserved':>8} {'sold':>5}")
+    for sku in (scenarios.widget, scenarios.gadget, scenarios.last):
         p = await client.product(sku)
-        out(f"{sku:<14} {stock:>9} {p['available']:>9} {p['reserved']:>8} {p['sold']:>5}")
+        out(f"{sku:<14} {p['received']:>9} {p['available']:>9} {p['reserved']:>8} {p['sold']:>5}")
     out("")
-    out(f"{'customer':<14} {'balance put':>11} {'charged':>9} {'refunded':>9} {'balance':>9}")
-    for customer in sorted(scenarios.ledger.balances)[:4]:
+    out(f"{'customer':<14} {'deposited':>11} {'charged':>9} {'refunded':>9} {'balance':>9}")
+    customers = sorted(scenarios.accounts())
+    for customer in customers[:4]:
         a = await client.account(customer)
         out(
-            f"{customer:<14} {_money(scenarios.ledger.balances[customer]):>11} "
+            f"{customer:<14} {_money(a['deposited_cents']):>11} "
             f"{_money(a['charged_cents']):>9} {_money(a['refunded_cents']):>9} "
             f"{_money(a['balance_cents']):>9}"
         )
-    out(f"(and {len(scenarios.ledger.balances) - 4} burst customers)\n")
+    out(f"(and {len(customers) - 4} burst customers)\n")
 
 
 def _money(cents: int) -> str:

@@ -130,6 +130,7 @@ class PostgresServer:
         self.psql(_provision_sql(database, role, password))
         _write_hba(self.data_dir, {*self._hba_grants(), (database, role)})
         self.psql("SELECT pg_reload_conf();")
+        self._wait_for_login(database, role, password)
         self._last_url = (
             f"postgresql+asyncpg://{role}:{quote(password, safe='')}"
             f"@127.0.0.1:{self.port}/{database}"
@@ -145,6 +146,23 @@ class PostgresServer:
                 f"psql failed on {self.data_dir}: {result.stderr.strip()}", log_path=self.log_path
             )
         return result.stdout
+
+    def _wait_for_login(
+        self, database: str, role: str, password: str, timeout: float = 10.0
+    ) -> None:
+        # pg_reload_conf() only signals the postmaster; until it has re-read
+        # pg_hba.conf, the new role's logins are refused.
+        login = [str(bin_dir() / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        login += ["-U", role, "-d", database, "-c", "SELECT 1"]
+        env = {**os.environ, "PGPASSWORD": password}
+        deadline = time.monotonic() + timeout
+        while (result := _process.run(login, env=env)).returncode != 0:
+            if time.monotonic() > deadline:
+                raise DevstackError(
+                    f"role {role} cannot log in to {database}: {result.stderr.strip()}",
+                    log_path=self.log_path,
+                )
+            time.sleep(0.05)
 
     def _superuser_args(self, database: str) -> list[str]:
         return ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER, "-d", database]

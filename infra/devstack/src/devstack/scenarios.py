@@ -6,10 +6,10 @@ scenarios of several runs can share one stack without touching each other's numb
 """
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
-from devstack.client import Json, SagaClient
-from devstack.invariants import Ledger
+from devstack.client import TERMINAL, Json, SagaClient
 
 
 @dataclass
@@ -37,7 +37,8 @@ class Scenarios:
 
     def __init__(self, client: SagaClient, tag: str, timeout: float = 60.0) -> None:
         self.client = client
-        self.ledger = Ledger()
+        self.orders: list[str] = []
+        """Ids of every order the scenarios placed."""
         self.timeout = timeout
         self.tag = tag
         self.widget, self.gadget, self.last = (f"{tag}-widget", f"{tag}-gadget", f"{tag}-last")
@@ -54,19 +55,20 @@ class Scenarios:
         ]
         for sku, name, price, stock in products:
             await self.client.put_product(sku, name, price, stock)
-            self.ledger.stock[sku] = stock
+        for customer_id, balance in self.accounts().items():
+            await self.client.put_account(customer_id, balance)
+
+    def accounts(self) -> dict[str, int]:
+        """The customers and their opening balances."""
         accounts = {self.customer(n): 1_000_000 for n in ("alice", "bob", "dave")}
         accounts[self.customer("carol")] = 500
-        accounts |= {self.customer(f"fan{i:02}"): 20_000 for i in range(self.BURST_ORDERS)}
-        for customer_id, balance in accounts.items():
-            await self.client.put_account(customer_id, balance)
-            self.ledger.balances[customer_id] = balance
+        return accounts | {self.customer(f"fan{i:02}"): 20_000 for i in range(self.BURST_ORDERS)}
 
     async def place(self, customer: str, items: list[tuple[str, int]]) -> str:
         response = await self.client.place_order(customer, items)
         response.raise_for_status()
         order_id: str = response.json()["order_id"]
-        self.ledger.orders.append(order_id)
+        self.orders.append(order_id)
         return order_id
 
     async def finish(
@@ -121,6 +123,19 @@ class Scenarios:
             for order in orders
         ]
 
+    async def wait_for_history(self, order_id: str) -> Json:
+        """The order once its history is complete (see `history_complete`), or as it is after the timeout."""
+        order: Json = {}
+
+        async def complete() -> bool:
+            nonlocal order
+            order = await self.client.order(order_id)
+            return history_complete(order)
+
+        with contextlib.suppress(TimeoutError):
+            await self.client.wait_for(complete, self.timeout)
+        return order
+
     async def run_all(self) -> list[Outcome]:
         """Seed, then every scenario in turn."""
         await self.seed()
@@ -134,3 +149,21 @@ class Scenarios:
         ):
             outcomes += await scenario()
         return outcomes
+
+
+_ANSWERS = (("PaymentSucceeded", "PaymentFailed"), ("StockReserved", "StockReservationFailed"))
+_COMPENSATIONS = {"PaymentSucceeded": "PaymentRefunded", "StockReserved": "StockReleased"}
+
+
+def history_complete(order: Json) -> bool:
+    """Terminal, with both services' answers and, if cancelled, each success's compensation.
+
+    This is what the order service has heard, which may trail what payment and
+    inventory have done by a few milliseconds.
+    """
+    steps = {entry["step"] for entry in order["history"]}
+    answered = all(steps & set(answers) for answers in _ANSWERS)
+    undone = order["status"] != "CANCELLED" or all(
+        undo in steps for done, undo in _COMPENSATIONS.items() if done in steps
+    )
+    return order["status"] in TERMINAL and answered and undone

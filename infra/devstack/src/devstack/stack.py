@@ -54,6 +54,14 @@ def pg_port_env(svc: str) -> str:
     return f"{svc.upper()}_PG_PORT"
 
 
+def service_urls(environ: Mapping[str, str]) -> dict[str, str]:
+    """Where a running stack's services answer: `<SVC>_URL`, else 127.0.0.1 at their port."""
+    ports = Ports.defaults(SERVICES, environ).services
+    return {
+        svc: environ.get(f"{svc.upper()}_URL", f"http://127.0.0.1:{ports[svc]}") for svc in SERVICES
+    }
+
+
 def find_repo_root(start: Path | None = None) -> Path:
     """The workspace root: the nearest directory above `start` (or this file) with `services/`."""
     for base in (start or Path(__file__).resolve(), Path.cwd()):
@@ -212,7 +220,7 @@ class Stack:
         Each process is stopped even when stopping another one, or reporting it (a
         closed stdout), fails; the first such error is raised once all are stopped.
         """
-        actions: list[tuple[str, Callable[[], None]]] = [
+        actions: list[tuple[str, Callable[[], object]]] = [
             (f"stopping {svc} service", functools.partial(self.stop_service, svc))
             for svc in reversed(self.services)
             if svc in self._procs
@@ -271,11 +279,15 @@ class Stack:
         self._spawn_service(svc)
         self._wait_ready(svc)
 
-    def stop_service(self, svc: str, timeout: float = 10.0) -> None:
-        """SIGTERM a service (graceful shutdown), SIGKILL after `timeout` s."""
+    def stop_service(self, svc: str, timeout: float = 10.0) -> int | None:
+        """SIGTERM a service (graceful shutdown), SIGKILL after `timeout` s.
+
+        Returns its exit status (None if it was not running).
+        """
         proc = self._procs.pop(svc, None)
-        if proc is not None:
-            _process.stop_process(proc, signal.SIGTERM, timeout)
+        if proc is None:
+            return None
+        return _process.stop_process(proc, signal.SIGTERM, timeout)
 
     def kill(self, svc: str) -> None:
         """SIGKILL a service, as a crash would; `start_service` brings it back."""

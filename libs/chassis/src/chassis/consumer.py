@@ -106,6 +106,7 @@ class InboxConsumer:
     ) -> None:
         self.name = name
         self.connected = False
+        self._stopping = asyncio.Event()
         self._bootstrap_servers = bootstrap_servers
         self._topics = list(topics)
         self._handlers = handlers
@@ -115,9 +116,9 @@ class InboxConsumer:
         self._max_attempts = max_attempts
 
     async def run(self) -> None:
-        """Consume until cancelled, reconnecting with backoff whenever the client fails."""
+        """Consume until `stop()`, reconnecting with backoff whenever the client fails."""
         backoff = Backoff()
-        while True:
+        while not self._stopping.is_set():
             consumer = await self._connect()
             try:
                 await self._consume(consumer)
@@ -129,13 +130,22 @@ class InboxConsumer:
                 self.connected = False
                 await consumer.stop()
 
+    def stop(self) -> None:
+        """Finish the event in hand, commit the offsets of what was applied, and return."""
+        self._stopping.set()
+
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000)
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
             for partition, records in batches.items():
+                applied = 0
                 for record in records:
+                    if self._stopping.is_set():
+                        break  # the rest is redelivered after restart
                     await self.handle(record)
-                await self._commit(consumer, {partition: records[-1].offset + 1})
+                    applied += 1
+                if applied:
+                    await self._commit(consumer, {partition: records[applied - 1].offset + 1})
 
     async def _connect(self) -> AIOKafkaConsumer:
         backoff = Backoff()

@@ -21,6 +21,9 @@ from chassis.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+_GRACE_SECONDS = 5.0
+"""How long shutdown waits for the consumer to finish its event (then it is cancelled)."""
+
 
 @dataclass
 class Runtime:
@@ -68,16 +71,21 @@ async def running(
             producer=lambda: runtime.producer,
             max_attempts=settings.consumer_max_attempts,
         )
-        runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="consumer"))
+        consuming = asyncio.create_task(runtime.consumer.run(), name="consumer")
+        runtime.tasks.append(consuming)
     runtime.tasks.append(asyncio.create_task(_relay(runtime), name="relay"))
     runtime.tasks += [asyncio.create_task(job(runtime), name=f"{name}-job") for job in background]
     try:
         yield runtime
     finally:
+        if runtime.consumer is not None:
+            # Let the consumer finish the event in hand and commit its offsets.
+            runtime.consumer.stop()
+            await asyncio.wait([consuming], timeout=_GRACE_SECONDS)
         for task in runtime.tasks:
             task.cancel()
-        # Cancelling mid-event is safe: its transaction rolls back, its offset is not
-        # committed, and it is applied after restart.
+        # Cancelling mid-event is safe all the same: its transaction rolls back, its
+        # offset is not committed, and it is applied after restart.
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         if runtime.producer is not None:
             await runtime.producer.stop()

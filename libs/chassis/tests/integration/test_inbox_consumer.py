@@ -368,3 +368,35 @@ async def test_the_consumer_reconnects_after_its_client_fails(
     async with consuming(consumer) as task:
         await wait_until(applied_once, timeout=60, watch=task)
     assert (failures, calls) == (1, [event.event_id])
+
+
+async def test_stop_finishes_the_event_in_hand_and_commits_what_was_applied(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+) -> None:
+    topic = await new_topic()
+    for n in range(10):  # one key: one partition, applied in order
+        await producer.send_and_wait(topic, encoded(envelope_of(product("sku-s", n))), key=b"sku-s")
+    calls: list[uuid.UUID] = []
+    record = recorder(calls)
+
+    async def slow(delivery: Delivery, payload: ProductUpdated) -> None:
+        await record(delivery, payload)
+        await asyncio.sleep(0.2)
+
+    group = f"chassis-test-{uuid.uuid4().hex[:8]}"
+    consumer = new_consumer(broker, topic, sessions, producer, slow, group=group)
+    task = asyncio.create_task(consumer.run())
+
+    async def two_applied() -> bool:
+        return len(calls) >= 2
+
+    await wait_until(two_applied, watch=task)
+    consumer.stop()
+    await asyncio.wait_for(task, timeout=3)  # returns by itself, no cancellation
+
+    assert 2 <= len(calls) < 10
+    assert await count(sessions, "applied") == len(calls)
+    assert await committed_offsets(broker, group, topic) == len(calls)

@@ -46,6 +46,7 @@ class TestPutAndGet:
             "available": 7,
             "reserved": 0,
             "sold": 0,
+            "received": 7,
         }
         assert (response.status_code, response.json()) == (200, expected)
         fetched = await service_client.get(f"/v1/products/{sku}")
@@ -65,6 +66,7 @@ class TestPutAndGet:
             "available": 3,
             "reserved": 0,
             "sold": 0,
+            "received": 3,
         }
 
     async def test_each_put_publishes_product_updated_with_a_new_version(
@@ -96,6 +98,87 @@ class TestPutAndGet:
         response = await service_client.get(f"/v1/products/{new_sku()}")
         assert response.status_code == 404
         assert "unknown product" in response.json()["detail"]
+
+
+class TestList:
+    async def test_pages_visit_every_product_once_in_sku_order(
+        self, service_client: httpx.AsyncClient
+    ) -> None:
+        prefix = new_sku()
+        mine = [f"{prefix}-{n:02d}" for n in range(7)]
+        for n, sku in enumerate(reversed(mine)):
+            await put(service_client, sku, n)
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 3} | ({"after": after} if after else {})
+            response = await service_client.get("/v1/products", params=params)
+            assert response.status_code == 200
+            page = response.json()
+            skus = [p["sku"] for p in page["products"]]
+            assert len(skus) <= 3
+            for p in page["products"]:
+                assert p["available"] + p["reserved"] + p["sold"] == p["received"]
+            seen += skus
+            if page["next"] is None:
+                break
+            assert page["next"] == skus[-1]
+            after = page["next"]
+        assert seen == sorted(set(seen))  # strictly increasing: each product once, in order
+        assert set(mine) <= set(seen)
+
+    async def test_a_page_after_a_sku_starts_strictly_after_it(
+        self, service_client: httpx.AsyncClient
+    ) -> None:
+        prefix = new_sku()
+        for n in range(3):
+            await put(service_client, f"{prefix}-{n}", 10 + n)
+        response = await service_client.get(
+            "/v1/products", params={"after": f"{prefix}-0", "limit": 2}
+        )
+        assert response.status_code == 200
+        page = response.json()
+        assert [p["sku"] for p in page["products"]][:2] == [f"{prefix}-1", f"{prefix}-2"]
+        assert page["products"][0] == {
+            "sku": f"{prefix}-1",
+            "name": f"Product {prefix}-1",
+            "unit_price_cents": 250,
+            "available": 11,
+            "reserved": 0,
+            "sold": 0,
+            "received": 11,
+        }
+
+    async def test_the_last_page_has_no_next(self, service_client: httpx.AsyncClient) -> None:
+        response = await service_client.get("/v1/products", params={"after": "zzzz"})
+        assert (response.status_code, response.json()) == (200, {"products": [], "next": None})
+
+    async def test_the_default_page_holds_up_to_100(
+        self, service_client: httpx.AsyncClient
+    ) -> None:
+        await put(service_client, new_sku(), 1)
+        response = await service_client.get("/v1/products")
+        assert response.status_code == 200
+        assert 1 <= len(response.json()["products"]) <= 100
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"limit": 0},
+            {"limit": 1001},
+            {"limit": -1},
+            {"limit": "ten"},
+            {"limit": 1.5},
+            {"after": ""},
+            {"after": "has space"},
+            {"after": "x" * 65},
+        ],
+    )
+    async def test_bad_paging_is_422(
+        self, service_client: httpx.AsyncClient, params: dict[str, str | int | float]
+    ) -> None:
+        response = await service_client.get("/v1/products", params=params)
+        assert response.status_code == 422
 
 
 BAD_BODIES = {

@@ -270,3 +270,63 @@ class TestStockConservation:
         for sku in skus:
             available, reserved, sold = await buckets(sessions, sku)
             assert (available + reserved + sold, reserved) == (6, 0)
+
+
+async def ledger(sessions: Sessions, sku: str) -> tuple[int, int, int, int]:
+    """`(available, reserved, sold, received)` of `sku`."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                sa.text(
+                    "SELECT available, reserved, sold, received FROM products WHERE sku = :sku"
+                ),
+                {"sku": sku},
+            )
+        ).one()
+    return row.available, row.reserved, row.sold, row.received
+
+
+class TestReceived:
+    async def test_puts_add_the_change_on_hand_and_order_events_never_touch_it(
+        self, sessions: Sessions
+    ) -> None:
+        sku = new_sku()
+        held, sold, released = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await stock(sessions, sku, 10)
+        assert await ledger(sessions, sku) == (10, 0, 0, 10)
+        await stock(sessions, sku, 12)
+        assert await ledger(sessions, sku) == (12, 0, 0, 12)
+
+        await create(sessions, held, (sku, 3))
+        await create(sessions, sold, (sku, 4))
+        await confirm(sessions, sold)
+        await create(sessions, released, (sku, 2))
+        await cancel(sessions, released)
+        assert await ledger(sessions, sku) == (5, 3, 4, 12)
+
+        await stock(sessions, sku, 1)  # 5 on hand -> 1: four units leave the books
+        assert await ledger(sessions, sku) == (1, 3, 4, 8)
+        await cancel(sessions, sold)  # a confirmed order is taken back
+        await confirm(sessions, held)
+        assert await ledger(sessions, sku) == (5, 0, 3, 8)
+        await stock(sessions, sku, 0)
+        assert await ledger(sessions, sku) == (0, 0, 3, 3)
+
+    async def test_concurrent_orders_and_puts_keep_the_buckets_summing_to_received(
+        self, sessions: Sessions
+    ) -> None:
+        sku = new_sku()
+        await stock(sessions, sku, 20)
+        orders = [uuid.uuid4() for _ in range(8)]
+        await asyncio.gather(
+            *(create(sessions, o, (sku, 2)) for o in orders),
+            *(stock(sessions, sku, n) for n in (5, 9, 3)),
+        )
+        await asyncio.gather(
+            *(confirm(sessions, o) for o in orders[::2]),
+            *(cancel(sessions, o) for o in orders[1::2]),
+            stock(sessions, sku, 7),
+        )
+        available, reserved, sold, received = await ledger(sessions, sku)
+        assert available + reserved + sold == received
+        assert reserved == 0

@@ -1,6 +1,7 @@
 """The inventory's business rules, without I/O."""
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -27,14 +28,66 @@ class TestCatalog:
         assert (product.available, product.reserved, product.sold) == (7, 0, 0)
 
     def test_replacing_sets_units_on_hand_keeps_held_and_sold_and_bumps_the_version(self) -> None:
-        product = Product("A", "old", 5, available=1, reserved=2, sold=3, version=4)
+        product = Product("A", "old", 5, available=1, reserved=2, sold=3, version=4, received=6)
         product.replace_catalog("new", 9, 10)
-        assert product == Product("A", "new", 9, available=10, reserved=2, sold=3, version=5)
+        assert product == Product(
+            "A", "new", 9, available=10, reserved=2, sold=3, version=5, received=15
+        )
 
     @pytest.mark.parametrize(("name", "price", "stock"), [("", 1, 1), ("x", -1, 1), ("x", 1, -1)])
     def test_bad_catalog_data_is_refused(self, name: str, price: int, stock: int) -> None:
         with pytest.raises(model.InvalidProduct):
             Product("A").replace_catalog(name, price, stock)
+
+
+class TestReceived:
+    def test_a_new_product_has_received_its_stock(self) -> None:
+        assert stocked("A", 7).received == 7
+
+    def test_each_put_adds_the_change_of_units_on_hand_up_or_down(self) -> None:
+        product = stocked("A", 10)
+        product.replace_catalog("A", 100, 15)
+        assert product.received == 15
+        product.replace_catalog("A", 100, 4)
+        assert product.received == 4
+        product.replace_catalog("A", 100, 4)
+        assert product.received == 4
+
+    def test_received_is_the_sum_of_the_buckets_through_moves_and_puts(self) -> None:
+        product = stocked("A", 10)
+        steps: list[Callable[[], None]] = [
+            lambda: product.reserve(4),
+            lambda: product.sell(3),
+            lambda: product.replace_catalog("A", 100, 2),  # 6 on hand -> 2
+            lambda: product.release(1),
+            lambda: product.reserve(3),
+            lambda: product.replace_catalog("A", 100, 20),
+            lambda: product.take_back(2),
+            lambda: product.replace_catalog("A", 100, 0),
+        ]
+        for step in steps:
+            step()
+            assert total(product) == product.received
+        assert (product.available, product.reserved, product.sold, product.received) == (
+            0,
+            3,
+            1,
+            4,
+        )
+
+    def test_moving_units_never_changes_received(self) -> None:
+        product = stocked("A", 10)
+        product.reserve(5)
+        product.sell(2)
+        product.release(3)
+        product.take_back(2)
+        assert product.received == 10
+
+    def test_a_refused_put_changes_nothing(self) -> None:
+        product = stocked("A", 10)
+        with pytest.raises(model.InvalidProduct):
+            product.replace_catalog("A", 100, -1)
+        assert (product.available, product.received) == (10, 10)
 
 
 class TestProductBuckets:

@@ -33,6 +33,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     handlers.OrderNotFound: status.HTTP_404_NOT_FOUND,
     AlreadyCancelled: status.HTTP_409_CONFLICT,
     handlers.IdempotencyKeyReused: status.HTTP_409_CONFLICT,
+    handlers.UnknownCursor: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 

@@ -1,5 +1,6 @@
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ async def test_put_creates_an_account_and_get_returns_it(client):
     expected = {
         "customer_id": customer,
         "balance_cents": 1500,
+        "deposited_cents": 1500,
         "charged_cents": 0,
         "refunded_cents": 0,
     }
@@ -39,6 +41,105 @@ async def test_put_replaces_the_balance(client):
 
     assert put.status_code == 200
     assert (await client.get(f"/v1/accounts/{customer}")).json()["balance_cents"] == 0
+
+
+async def test_each_put_deposits_the_change_of_balance(client):
+    customer = a_customer()
+    for cents in (1500, 2000, 300, 300, 0, 700):
+        put = await client.put(f"/v1/accounts/{customer}", json={"balance_cents": cents})
+        assert put.json()["deposited_cents"] == cents  # no charges: deposited == balance
+    got = (await client.get(f"/v1/accounts/{customer}")).json()
+    assert (got["balance_cents"], got["deposited_cents"]) == (700, 700)
+
+
+async def _walk_accounts(client: httpx.AsyncClient, limit: int) -> list[dict[str, Any]]:
+    """Every account, page by page, checking each page's shape and cursor."""
+    seen: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": limit} | ({"after": after} if after else {})
+        response = await client.get("/v1/accounts", params=params)
+        assert response.status_code == 200
+        page = response.json()
+        assert len(page["accounts"]) <= limit
+        seen += page["accounts"]
+        if page["next"] is None:
+            return seen
+        assert page["next"] == page["accounts"][-1]["customer_id"]
+        after = page["next"]
+
+
+async def test_pages_visit_every_account_once_in_order_with_balanced_books(client):
+    mine = [f"{a_customer()}-{n}" for n in range(7)]
+    for n, customer in enumerate(reversed(mine)):
+        await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 100 * n})
+
+    accounts = await _walk_accounts(client, 3)
+
+    ids = [a["customer_id"] for a in accounts]
+    assert ids == sorted(set(ids))  # strictly increasing: each account once, in order
+    assert set(mine) <= set(ids)
+    for a in accounts:
+        assert set(a) == {
+            "customer_id",
+            "balance_cents",
+            "deposited_cents",
+            "charged_cents",
+            "refunded_cents",
+        }
+        assert a["balance_cents"] == a["deposited_cents"] - a["charged_cents"] + a["refunded_cents"]
+    assert await _walk_accounts(client, 1000) == accounts
+
+
+async def test_a_page_after_an_id_starts_strictly_after_it(client):
+    prefix = a_customer()
+    for n in range(3):
+        await client.put(f"/v1/accounts/{prefix}-{n}", json={"balance_cents": 10 + n})
+
+    response = await client.get("/v1/accounts", params={"after": f"{prefix}-0", "limit": 2})
+
+    assert response.status_code == 200
+    page = response.json()
+    assert page["accounts"] == [
+        {
+            "customer_id": f"{prefix}-{n}",
+            "balance_cents": 10 + n,
+            "deposited_cents": 10 + n,
+            "charged_cents": 0,
+            "refunded_cents": 0,
+        }
+        for n in (1, 2)
+    ]
+
+
+async def test_the_page_after_the_last_account_is_empty_with_no_next(client):
+    response = await client.get("/v1/accounts", params={"after": "zzzz"})
+    assert (response.status_code, response.json()) == (200, {"accounts": [], "next": None})
+
+
+async def test_the_default_page_holds_up_to_100(client):
+    await client.put(f"/v1/accounts/{a_customer()}", json={"balance_cents": 1})
+    response = await client.get("/v1/accounts")
+    assert response.status_code == 200
+    assert 1 <= len(response.json()["accounts"]) <= 100
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": -1},
+        {"limit": "ten"},
+        {"limit": 1.5},
+        {"after": ""},
+        {"after": "has space"},
+        {"after": "x" * 65},
+    ],
+)
+async def test_bad_paging_is_422(client, params):
+    response = await client.get("/v1/accounts", params=params)
+    assert response.status_code == 422
 
 
 async def test_an_unknown_account_is_404(client):
@@ -110,7 +211,7 @@ async def test_payments_need_an_order_id_that_is_a_uuid(client, params):
 
 async def _wait_for_payments(
     client: httpx.AsyncClient, order_id: uuid.UUID, count: int
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     async with asyncio.timeout(20):
         while True:
             response = await client.get("/v1/payments", params={"order_id": str(order_id)})
@@ -164,6 +265,7 @@ async def test_the_saga_charges_then_refunds_through_the_broker(client, broker, 
     assert (await client.get(f"/v1/accounts/{customer}")).json() == {
         "customer_id": customer,
         "balance_cents": 1000,
+        "deposited_cents": 1000,
         "charged_cents": 600,
         "refunded_cents": 600,
     }

@@ -7,8 +7,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.adapters import orm, repository
-from payment_service.domain.model import Account
-from payment_service.service_layer.handlers import on_order_cancelled, on_order_created
+from payment_service.service_layer.handlers import (
+    get_account,
+    list_accounts,
+    on_order_cancelled,
+    on_order_created,
+    set_balance,
+)
 from shared_contracts import Topic
 from shared_contracts.order.v1 import CancellationReason, OrderCancelled, OrderCreated, OrderLine
 
@@ -33,7 +38,7 @@ async def customer(sessions: async_sessionmaker[AsyncSession]) -> str:
     """A fresh customer with 1000 cents."""
     customer_id = f"cust-{uuid.uuid4().hex[:12]}"
     async with sessions.begin() as session:
-        await repository.put_account(session, Account(customer_id, 1000))
+        await set_balance(session, customer_id, 1000)
     return customer_id
 
 
@@ -180,7 +185,7 @@ async def test_a_refund_goes_to_the_current_balance(sessions, deliver, customer)
     event = order_created(customer, 700)
     await deliver(on_order_created, event)
     async with sessions.begin() as session:
-        await repository.put_account(session, Account(customer, 50))
+        await set_balance(session, customer, 50)
 
     await deliver(on_order_cancelled, cancelled(event.order_id))
 
@@ -236,3 +241,80 @@ async def test_the_database_refuses_a_negative_balance(sessions, customer):
                 .where(orm.accounts.c.customer_id == customer)
                 .values(balance_cents=-1)
             )
+
+
+async def ledger(sessions: async_sessionmaker[AsyncSession], customer_id: str) -> tuple[int, ...]:
+    """`(balance, deposited, charged, refunded)` of the customer, as the API reports them."""
+    async with sessions.begin() as session:
+        summary = await get_account(session, customer_id)
+    assert summary is not None
+    return (
+        summary.balance_cents,
+        summary.deposited_cents,
+        summary.charged_cents,
+        summary.refunded_cents,
+    )
+
+
+async def put(sessions: async_sessionmaker[AsyncSession], customer_id: str, cents: int) -> None:
+    async with sessions.begin() as session:
+        await set_balance(session, customer_id, cents)
+
+
+async def test_deposits_count_every_put_and_charges_and_refunds_leave_them_alone(
+    sessions, deliver, customer
+):
+    assert await ledger(sessions, customer) == (1000, 1000, 0, 0)
+    await put(sessions, customer, 1500)
+    assert await ledger(sessions, customer) == (1500, 1500, 0, 0)
+
+    first, second = order_created(customer, 700), order_created(customer, 300)
+    await deliver(on_order_created, first)
+    await deliver(on_order_created, second)
+    await deliver(on_order_created, order_created(customer, 10_000))  # declined
+    assert await ledger(sessions, customer) == (500, 1500, 1000, 0)
+
+    await put(sessions, customer, 200)  # 300 taken out
+    assert await ledger(sessions, customer) == (200, 1200, 1000, 0)
+    await deliver(on_order_cancelled, cancelled(first.order_id))
+    assert await ledger(sessions, customer) == (900, 1200, 1000, 700)
+    await put(sessions, customer, 0)
+    balance_, deposited, charged, refunded = await ledger(sessions, customer)
+    assert (balance_, deposited) == (0, 300)
+    assert balance_ == deposited - charged + refunded
+
+
+async def test_concurrent_puts_charges_and_refunds_keep_the_books_balanced(
+    sessions, deliver, customer
+):
+    orders = [order_created(customer, 100) for _ in range(6)]
+    await asyncio.gather(
+        *(deliver(on_order_created, o) for o in orders),
+        *(put(sessions, customer, cents) for cents in (400, 50, 800)),
+    )
+    await asyncio.gather(
+        *(deliver(on_order_cancelled, cancelled(o.order_id)) for o in orders[::2]),
+        put(sessions, customer, 120),
+    )
+    balance_, deposited, charged, refunded = await ledger(sessions, customer)
+    assert balance_ == deposited - charged + refunded
+
+
+async def test_concurrent_puts_of_a_new_account_all_succeed_and_deposit_the_last(sessions):
+    customer_id = f"cust-{uuid.uuid4().hex[:12]}"
+    await asyncio.gather(*(put(sessions, customer_id, cents) for cents in range(100, 600, 100)))
+    balance_, deposited, charged, refunded = await ledger(sessions, customer_id)
+    assert (deposited, charged, refunded) == (balance_, 0, 0)
+
+
+async def test_a_page_of_accounts_is_ordered_and_says_whether_more_follow(sessions):
+    prefix = f"page-{uuid.uuid4().hex[:8]}"
+    for n in range(3):
+        await put(sessions, f"{prefix}-{n}", 10 * n)
+    async with sessions.begin() as session:
+        first, cursor = await list_accounts(session, 2, after=prefix)
+        rest, _ = await list_accounts(session, 2, after=cursor)
+    assert [a.customer_id for a in first] == [f"{prefix}-0", f"{prefix}-1"]
+    assert cursor == f"{prefix}-1"
+    assert rest[0].customer_id == f"{prefix}-2"
+    assert rest[0].deposited_cents == 20

@@ -17,6 +17,8 @@ products = sa.Table(
     sa.Column("reserved", sa.BigInteger, nullable=False),
     sa.Column("sold", sa.BigInteger, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # Net units ever put in by PUT: available + reserved + sold always equals it.
+    sa.Column("received", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     ),
@@ -25,7 +27,7 @@ products = sa.Table(
     sa.CheckConstraint("reserved >= 0", name="reserved_non_negative"),
     sa.CheckConstraint("sold >= 0", name="sold_non_negative"),
 )
-"""One row per SKU: catalog data and the three stock buckets."""
+"""One row per SKU: catalog data, the three stock buckets and the units ever received."""
 
 reservations = sa.Table(
     "reservations",

@@ -24,6 +24,7 @@ def _product(row: sa.Row[tuple[object, ...]]) -> model.Product:
         reserved=row.reserved,
         sold=row.sold,
         version=row.version,
+        received=row.received,
     )
 
 
@@ -31,6 +32,21 @@ async def get_product(session: AsyncSession, sku: str) -> model.Product | None:
     """The product `sku`, unlocked (for reading), or None."""
     row = (await session.execute(sa.select(products).where(products.c.sku == sku))).one_or_none()
     return None if row is None else _product(row)
+
+
+async def list_products(
+    session: AsyncSession, limit: int, after: str | None = None
+) -> list[model.Product]:
+    """Up to `limit` products with a SKU after `after`, in SKU byte order (unlocked).
+
+    SKUs compare with the "C" collation, so the order does not depend on the database's
+    locale and a client can page through with `after` = the last SKU it saw.
+    """
+    sku = products.c.sku.collate("C")
+    query = sa.select(products).order_by(sku).limit(limit)
+    if after is not None:
+        query = query.where(sku > after)
+    return [_product(row) for row in await session.execute(query)]
 
 
 async def lock_or_add_product(session: AsyncSession, sku: str) -> model.Product:
@@ -77,6 +93,7 @@ def _values(product: model.Product) -> dict[str, object]:
         "reserved": product.reserved,
         "sold": product.sold,
         "version": product.version,
+        "received": product.received,
     }
 
 

@@ -1,21 +1,22 @@
-"""The products API: create or replace a product, read its stock."""
+"""The products API: create or replace a product, read its stock, page through all of it."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from chassis.runtime import RuntimeDep
-from inventory_service.adapters import repository
-from inventory_service.api.schemas import ProductIn, ProductOut
+from inventory_service.api.schemas import ProductIn, ProductOut, ProductPage
 from inventory_service.domain import model
 from inventory_service.service_layer import handlers
 
 router = APIRouter(prefix="/v1", tags=["products"])
 
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
 Sku = Annotated[
     str,
     Path(
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=SKU_PATTERN,
         description="Product SKU: 1-64 characters of letters, digits, `.`, `_` and `-`.",
     ),
 ]
@@ -35,11 +36,31 @@ async def put_product(sku: Sku, body: ProductIn, runtime: RuntimeDep) -> Product
     return _out(product)
 
 
+@router.get("/products")
+async def list_products(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1-1000.")] = 100,
+    after: Annotated[
+        str | None,
+        Query(pattern=SKU_PATTERN, description="Return only products with a SKU after this one."),
+    ] = None,
+) -> ProductPage:
+    """Page through every product in SKU (byte) order: the stock ledger, read-only.
+
+    Each product carries its buckets and `received`, so a checker can verify
+    `available + reserved + sold == received`. Pass the returned `next` as `after` to
+    get the following page; `next` is null on the last page.
+    """
+    async with runtime.sessions() as session:
+        products, next_sku = await handlers.list_products(session, limit, after)
+    return ProductPage(products=[_out(p) for p in products], next=next_sku)
+
+
 @router.get("/products/{sku}", responses={404: {"description": "Unknown SKU"}})
 async def get_product(sku: Sku, runtime: RuntimeDep) -> ProductOut:
-    """The product's catalog data and stock: `available`, `reserved` and `sold` units."""
+    """The product's catalog data and stock: `available`, `reserved`, `sold` and `received` units."""
     async with runtime.sessions() as session:
-        product = await repository.get_product(session, sku)
+        product = await handlers.get_product(session, sku)
     if product is None:
         raise HTTPException(status_code=404, detail=f"unknown product {sku!r}")
     return _out(product)
@@ -53,4 +74,5 @@ def _out(product: model.Product) -> ProductOut:
         available=product.available,
         reserved=product.reserved,
         sold=product.sold,
+        received=product.received,
     )

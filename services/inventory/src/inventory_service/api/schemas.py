@@ -35,3 +35,15 @@ class ProductOut(BaseModel):
     available: int = Field(description="Units on hand and free to reserve.")
     reserved: int = Field(description="Units held for orders in flight.")
     sold: int = Field(description="Units sold to confirmed orders.")
+    received: int = Field(
+        description="Net units ever put in by PUT; always available + reserved + sold."
+    )
+
+
+class ProductPage(BaseModel):
+    """One page of the product ledger, in SKU order."""
+
+    products: list[ProductOut] = Field(description="Products, in SKU (byte) order.")
+    next: str | None = Field(
+        description="The last SKU of this page when more follow (pass it as `after`), else null."
+    )

@@ -3,7 +3,8 @@
 A product's units are always in exactly one of three buckets: `available` (on hand,
 free), `reserved` (held for an order in flight) or `sold`. Reserving, selling and
 releasing only move units between buckets, so their sum changes only when a product
-is (re)stocked.
+is (re)stocked. `received` is that sum as the catalog put it in: the net units ever
+stocked, so `available + reserved + sold == received` holds at all times.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +42,8 @@ class Product:
     """A SKU with its catalog data and stock buckets.
 
     `version` counts catalog changes; a `Product` with version 0 was never stocked.
+    `received` is the net number of units ever put in by restocking; only
+    `replace_catalog` changes it, so `available + reserved + sold == received`.
     """
 
     sku: str
@@ -50,15 +53,21 @@ class Product:
     reserved: int = 0
     sold: int = 0
     version: int = 0
+    received: int = 0
 
     def replace_catalog(self, name: str, unit_price_cents: int, stock: int) -> None:
-        """Set name, price and units on hand (held and sold units stay as they are)."""
+        """Set name, price and units on hand (held and sold units stay as they are).
+
+        The change in units on hand (`stock - available`, which may be negative) is
+        added to `received`.
+        """
         if not name:
             raise InvalidProduct("name must not be empty")
         if unit_price_cents < 0 or stock < 0:
             raise InvalidProduct("price and stock must not be negative")
         self.name = name
         self.unit_price_cents = unit_price_cents
+        self.received += stock - self.available
         self.available = stock
         self.version += 1
 

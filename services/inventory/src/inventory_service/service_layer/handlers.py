@@ -1,4 +1,4 @@
-"""Use cases: the product command the API calls and the consumers of order events.
+"""Use cases: the product command and queries the API calls, and the consumers of order events.
 
 Each reads top-down: load (locking what it changes) -> the domain decides -> save ->
 write the resulting events to the outbox, all in the caller's transaction.
@@ -29,6 +29,23 @@ async def put_product(
     )
     await outbox.add(session, Topic.PRODUCT_EVENTS, sku, event)
     return product
+
+
+async def get_product(session: AsyncSession, sku: str) -> model.Product | None:
+    """The product `sku` with its stock buckets and units received, or None."""
+    return await repository.get_product(session, sku)
+
+
+async def list_products(
+    session: AsyncSession, limit: int, after: str | None = None
+) -> tuple[list[model.Product], str | None]:
+    """A page of up to `limit` products after SKU `after`, in SKU order, and the next cursor.
+
+    The cursor is the page's last SKU when more products follow it, else None.
+    """
+    found = await repository.list_products(session, limit + 1, after)
+    page = found[:limit]
+    return page, (page[-1].sku if len(found) > limit else None)
 
 
 async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> None:

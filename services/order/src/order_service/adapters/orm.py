@@ -24,6 +24,8 @@ orders = sa.Table(
     sa.Index(
         "ix_orders_pending_created_at", "created_at", postgresql_where=sa.text("status = 'PENDING'")
     ),
+    # GET /v1/orders walks orders in creation order (keyset pagination).
+    sa.Index("ix_orders_created_at_order_id", "created_at", "order_id"),
 )
 
 order_lines = sa.Table(

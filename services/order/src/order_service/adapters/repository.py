@@ -41,6 +41,66 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
     )
 
 
+async def position(session: AsyncSession, order_id: UUID) -> tuple[datetime, UUID] | None:
+    """The order's place in creation order, `(created_at, order_id)`, or None if unknown."""
+    row = (
+        await session.execute(
+            sa.select(orders.c.created_at, orders.c.order_id).where(orders.c.order_id == order_id)
+        )
+    ).first()
+    return (row.created_at, row.order_id) if row else None
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+    status: Status | None = None,
+    customer_id: str | None = None,
+) -> list[Order]:
+    """Up to `limit` orders in creation order, strictly after the position `after`.
+
+    Keyset pagination on `(created_at, order_id)` (indexed): one query for the orders,
+    one for all their lines. The orders come without their history.
+    """
+    query = sa.select(orders).order_by(orders.c.created_at, orders.c.order_id).limit(limit)
+    if after is not None:
+        created_at, order_id = after
+        cursor = sa.tuple_(
+            sa.literal(created_at, orders.c.created_at.type),
+            sa.literal(order_id, orders.c.order_id.type),
+        )
+        query = query.where(sa.tuple_(orders.c.created_at, orders.c.order_id) > cursor)
+    if status is not None:
+        query = query.where(orders.c.status == status.value)
+    if customer_id is not None:
+        query = query.where(orders.c.customer_id == customer_id)
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return []
+    lines: dict[UUID, list[Line]] = {row.order_id: [] for row in rows}
+    for r in await session.execute(
+        sa.select(order_lines)
+        .where(order_lines.c.order_id.in_(list(lines)))
+        .order_by(order_lines.c.order_id, order_lines.c.line_no)
+    ):
+        lines[r.order_id].append(Line(r.sku, r.quantity, r.unit_price_cents))
+    return [
+        Order(
+            order_id=row.order_id,
+            customer_id=row.customer_id,
+            lines=lines[row.order_id],
+            created_at=row.created_at,
+            status=Status(row.status),
+            reason=Reason(row.reason) if row.reason else None,
+            payment=Outcome(row.payment) if row.payment else None,
+            stock=Outcome(row.stock) if row.stock else None,
+        )
+        for row in rows
+    ]
+
+
 async def add(
     session: AsyncSession,
     order: Order,

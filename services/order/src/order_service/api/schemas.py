@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from order_service.domain.model import Order, Product
+from order_service.domain.model import Order, Product, Status
 
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
@@ -63,6 +63,38 @@ class OrderOut(BaseModel):
             items=[OrderItemOut(**vars(line)) for line in order.lines],
             history=[StepOut(step=s.step, at=s.at, **s.detail) for s in order.timeline],
         )
+
+
+class OrderSummaryOut(BaseModel):
+    """An order in a listing: as `GET /v1/orders/{order_id}` but without `history`."""
+
+    order_id: UUID
+    customer_id: str
+    status: Status
+    reason: str | None
+    total_cents: int
+    items: list[OrderItemOut]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> "OrderSummaryOut":
+        return cls(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=order.status,
+            reason=order.reason.value if order.reason else None,
+            total_cents=order.total_cents,
+            items=[OrderItemOut(**vars(line)) for line in order.lines],
+            created_at=order.created_at,
+        )
+
+
+class OrderPageOut(BaseModel):
+    orders: list[OrderSummaryOut]
+    next: UUID | None = Field(
+        description="`order_id` of the last order returned, to pass as `after` for the next "
+        "page; null when no order follows this page."
+    )
 
 
 class ProductOut(BaseModel):

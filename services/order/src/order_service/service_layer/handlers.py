@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.consumer import Delivery
 from chassis.outbox import Outbox
 from order_service.adapters import repository
-from order_service.domain.model import Order, Outcome, Product, Reason, price_lines
+from order_service.domain.model import Order, Outcome, Product, Reason, Status, price_lines
 from shared_contracts import Envelope, Topic
 from shared_contracts.inventory import v1 as inventory
 from shared_contracts.order import v1 as order_events
@@ -31,6 +31,11 @@ Publish = Callable[[str, str, BaseModel], Awaitable[Envelope]]
 class OrderNotFound(Exception):
     def __init__(self, order_id: UUID) -> None:
         super().__init__(f"order {order_id} not found")
+
+
+class UnknownCursor(Exception):
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"after: no order {order_id}; pass the `next` of a previous page")
 
 
 class IdempotencyKeyReused(Exception):
@@ -100,6 +105,31 @@ async def get_order(sessions: async_sessionmaker[AsyncSession], order_id: UUID) 
     if order is None:
         raise OrderNotFound(order_id)
     return order
+
+
+async def list_orders(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    limit: int,
+    after: UUID | None = None,
+    status: Status | None = None,
+    customer_id: str | None = None,
+) -> tuple[list[Order], UUID | None]:
+    """A page of orders in creation order after the order `after`, and the next cursor.
+
+    The cursor is the id of the page's last order, or None when no order follows it.
+    """
+    async with sessions.begin() as session:
+        position = None
+        if after is not None:
+            position = await repository.position(session, after)
+            if position is None:
+                raise UnknownCursor(after)
+        found = await repository.page(
+            session, limit=limit + 1, after=position, status=status, customer_id=customer_id
+        )
+    orders = found[:limit]
+    return orders, orders[-1].order_id if len(found) > limit else None
 
 
 async def cancel_order(

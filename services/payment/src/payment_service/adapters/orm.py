@@ -12,6 +12,8 @@ accounts = sa.Table(
     metadata,
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("balance_cents", sa.BigInteger, nullable=False),
+    # Net money ever put in by PUT: balance = deposited - charged + refunded.
+    sa.Column("deposited_cents", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     ),

@@ -14,24 +14,40 @@ async def get_account(
     session: AsyncSession, customer_id: str, *, for_update: bool = False
 ) -> Account | None:
     """The customer's account, or None; `for_update` locks its row until the transaction ends."""
-    query = sa.select(accounts.c.customer_id, accounts.c.balance_cents).where(
-        accounts.c.customer_id == customer_id
-    )
+    query = sa.select(
+        accounts.c.customer_id, accounts.c.balance_cents, accounts.c.deposited_cents
+    ).where(accounts.c.customer_id == customer_id)
     if for_update:
         query = query.with_for_update()
     row = (await session.execute(query)).one_or_none()
-    return None if row is None else Account(row.customer_id, row.balance_cents)
+    return None if row is None else Account(row.customer_id, row.balance_cents, row.deposited_cents)
 
 
-async def put_account(session: AsyncSession, account: Account) -> None:
-    """Create the account or replace its balance."""
-    statement = insert(accounts).values(
-        customer_id=account.customer_id, balance_cents=account.balance_cents
-    )
+async def lock_or_add_account(session: AsyncSession, customer_id: str) -> Account:
+    """The customer's account, locked; a missing one is first inserted empty (all zero).
+
+    Inserting before locking makes two concurrent creations of one account serialize on
+    its row instead of one of them failing on the primary key.
+    """
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[accounts.c.customer_id],
-            set_={"balance_cents": statement.excluded.balance_cents, "updated_at": sa.func.now()},
+        insert(accounts)
+        .values(customer_id=customer_id, balance_cents=0, deposited_cents=0)
+        .on_conflict_do_nothing()
+    )
+    account = await get_account(session, customer_id, for_update=True)
+    assert account is not None, "the account was inserted in this transaction"
+    return account
+
+
+async def save_account(session: AsyncSession, account: Account) -> None:
+    """Write the balance and deposits of an account loaded (and locked) in this transaction."""
+    await session.execute(
+        sa.update(accounts)
+        .where(accounts.c.customer_id == account.customer_id)
+        .values(
+            balance_cents=account.balance_cents,
+            deposited_cents=account.deposited_cents,
+            updated_at=sa.func.now(),
         )
     )
 
@@ -85,20 +101,63 @@ async def payments_for_order(
     ]
 
 
-async def get_summary(session: AsyncSession, customer_id: str) -> AccountSummary | None:
-    """The account with its lifetime charged and refunded totals, or None."""
-    account = await get_account(session, customer_id)
-    if account is None:
-        return None
-    rows = await session.execute(
-        sa.select(payments.c.kind, sa.func.sum(payments.c.amount_cents))
-        .where(payments.c.customer_id == customer_id)
-        .group_by(payments.c.kind)
+def _summaries(accounts_query: sa.Select[tuple[str]]) -> sa.Select[tuple[object, ...]]:
+    """Account rows with their charged and refunded totals, for the accounts selected.
+
+    One statement (one snapshot): the totals always match the balances they sit next to,
+    whatever charges commit meanwhile, and a page costs one grouped query.
+    """
+    chosen = accounts_query.subquery("chosen")
+    charged = sa.func.coalesce(
+        sa.func.sum(payments.c.amount_cents).filter(payments.c.kind == PaymentKind.CHARGE.value),
+        0,
     )
-    totals: dict[str, int] = {kind: int(total) for kind, total in rows}
+    refunded = sa.func.coalesce(
+        sa.func.sum(payments.c.amount_cents).filter(payments.c.kind == PaymentKind.REFUND.value),
+        0,
+    )
+    return (
+        sa.select(
+            accounts.c.customer_id,
+            accounts.c.balance_cents,
+            accounts.c.deposited_cents,
+            charged.label("charged_cents"),
+            refunded.label("refunded_cents"),
+        )
+        .join(chosen, chosen.c.customer_id == accounts.c.customer_id)
+        .outerjoin(payments, payments.c.customer_id == accounts.c.customer_id)
+        .group_by(accounts.c.customer_id)
+        .order_by(accounts.c.customer_id.collate("C"))
+    )
+
+
+def _summary(row: sa.Row[tuple[object, ...]]) -> AccountSummary:
     return AccountSummary(
-        customer_id=account.customer_id,
-        balance_cents=account.balance_cents,
-        charged_cents=totals.get(PaymentKind.CHARGE.value, 0),
-        refunded_cents=totals.get(PaymentKind.REFUND.value, 0),
+        customer_id=row.customer_id,
+        balance_cents=row.balance_cents,
+        deposited_cents=row.deposited_cents,
+        charged_cents=int(row.charged_cents),
+        refunded_cents=int(row.refunded_cents),
     )
+
+
+async def get_summary(session: AsyncSession, customer_id: str) -> AccountSummary | None:
+    """The account with its lifetime deposited, charged and refunded totals, or None."""
+    chosen = sa.select(accounts.c.customer_id).where(accounts.c.customer_id == customer_id)
+    row = (await session.execute(_summaries(chosen))).one_or_none()
+    return None if row is None else _summary(row)
+
+
+async def list_summaries(
+    session: AsyncSession, limit: int, after: str | None = None
+) -> list[AccountSummary]:
+    """Up to `limit` accounts with a customer id after `after`, in byte order, with totals.
+
+    Customer ids compare with the "C" collation, so the order does not depend on the
+    database's locale and a client can page through with `after` = the last id it saw.
+    """
+    customer_id = accounts.c.customer_id.collate("C")
+    chosen = sa.select(accounts.c.customer_id).order_by(customer_id).limit(limit)
+    if after is not None:
+        chosen = chosen.where(customer_id > after)
+    return [_summary(row) for row in await session.execute(_summaries(chosen))]

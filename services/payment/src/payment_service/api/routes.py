@@ -1,4 +1,4 @@
-"""Routes of the payment API: set and read balances, list an order's payments."""
+"""Routes of the payment API: set and read balances, page through accounts, list payments."""
 
 import uuid
 from typing import Annotated
@@ -6,18 +6,20 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from chassis.runtime import RuntimeDep
-from payment_service.api.schemas import AccountIn, AccountOut, PaymentOut
+from payment_service.api.schemas import AccountIn, AccountOut, AccountPage, PaymentOut
 from payment_service.domain import model
 from payment_service.service_layer import handlers
 
 router = APIRouter(prefix="/v1", tags=["payments"])
+
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 CustomerId = Annotated[
     str,
     Path(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9._-]+$",
+        pattern=CUSTOMER_ID_PATTERN,
         description="Customer id: 1-64 characters of letters, digits, `.`, `_` and `-`.",
     ),
 ]
@@ -27,6 +29,7 @@ def _account_out(summary: model.AccountSummary) -> AccountOut:
     return AccountOut(
         customer_id=summary.customer_id,
         balance_cents=summary.balance_cents,
+        deposited_cents=summary.deposited_cents,
         charged_cents=summary.charged_cents,
         refunded_cents=summary.refunded_cents,
     )
@@ -40,9 +43,35 @@ async def put_account(customer_id: CustomerId, body: AccountIn, runtime: Runtime
     return _account_out(summary)
 
 
+@router.get("/accounts")
+async def list_accounts(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1-1000.")] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=CUSTOMER_ID_PATTERN,
+            description="Return only accounts with a customer id after this one.",
+        ),
+    ] = None,
+) -> AccountPage:
+    """Page through every account in customer id (byte) order: the money ledger, read-only.
+
+    Each account carries its balance and lifetime `deposited_cents`, `charged_cents`
+    and `refunded_cents`, read in one snapshot, so a checker can verify
+    `balance = deposited - charged + refunded`. Pass the returned `next` as `after` to
+    get the following page; `next` is null on the last page.
+    """
+    async with runtime.sessions.begin() as session:
+        accounts, next_id = await handlers.list_accounts(session, limit, after)
+    return AccountPage(accounts=[_account_out(a) for a in accounts], next=next_id)
+
+
 @router.get("/accounts/{customer_id}", responses={404: {"description": "Unknown customer"}})
 async def get_account(customer_id: CustomerId, runtime: RuntimeDep) -> AccountOut:
-    """The customer's balance, with the totals ever charged and refunded."""
+    """The customer's balance, with the totals ever deposited, charged and refunded."""
     async with runtime.sessions.begin() as session:
         summary = await handlers.get_account(session, customer_id)
     if summary is None:

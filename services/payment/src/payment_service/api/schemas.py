@@ -25,8 +25,22 @@ class AccountOut(BaseModel):
 
     customer_id: str = Field(description="The customer.")
     balance_cents: int = Field(description="Current balance, in cents.")
+    deposited_cents: int = Field(
+        description="Net money ever put in by PUT, in cents; "
+        "balance = deposited - charged + refunded."
+    )
     charged_cents: int = Field(description="Sum of every charge ever made, in cents.")
     refunded_cents: int = Field(description="Sum of every refund ever made, in cents.")
+
+
+class AccountPage(BaseModel):
+    """One page of the account ledger, in customer id order."""
+
+    accounts: list[AccountOut] = Field(description="Accounts, in customer id (byte) order.")
+    next: str | None = Field(
+        description="The last customer id of this page when more follow (pass it as `after`), "
+        "else null."
+    )
 
 
 class PaymentOut(BaseModel):

@@ -64,14 +64,26 @@ class Payment:
 
 @dataclass
 class Account:
-    """A customer's balance, in cents; it never goes below zero."""
+    """A customer's balance, in cents; it never goes below zero.
+
+    `deposited_cents` is the net money ever put in by setting the balance; charges and
+    refunds leave it alone, so `balance = deposited - charged + refunded` at all times.
+    """
 
     customer_id: str
     balance_cents: int
+    deposited_cents: int = 0
 
     def __post_init__(self) -> None:
         if self.balance_cents < 0:
             raise NegativeAmount(f"balance {self.balance_cents} is negative")
+
+    def set_balance(self, balance_cents: int) -> None:
+        """Replace the balance; the difference (which may be negative) counts as deposited."""
+        if balance_cents < 0:
+            raise NegativeAmount(f"balance {balance_cents} is negative")
+        self.deposited_cents += balance_cents - self.balance_cents
+        self.balance_cents = balance_cents
 
     def charge(self, order_id: uuid.UUID, amount_cents: int, at: datetime) -> Payment:
         """Debit `amount_cents` for the order, or raise `PaymentDeclined` if funds are short."""
@@ -117,9 +129,14 @@ def refundable_charge(payments: Sequence[Payment]) -> Payment | None:
 
 @dataclass(frozen=True)
 class AccountSummary:
-    """An account with the totals charged and refunded over its lifetime."""
+    """An account with the totals deposited, charged and refunded over its lifetime.
+
+    `balance_cents == deposited_cents - charged_cents + refunded_cents` unless money
+    was lost or made up somewhere.
+    """
 
     customer_id: str
     balance_cents: int
+    deposited_cents: int
     charged_cents: int
     refunded_cents: int

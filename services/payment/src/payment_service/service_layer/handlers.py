@@ -68,16 +68,33 @@ async def on_order_cancelled(delivery: Delivery, event: OrderCancelled) -> None:
 async def set_balance(
     session: AsyncSession, customer_id: str, balance_cents: int
 ) -> model.AccountSummary:
-    """Create the customer's account or replace its balance; return the account."""
-    await repository.put_account(session, model.Account(customer_id, balance_cents))
+    """Create the customer's account or replace its balance; return the account.
+
+    The change of balance (the whole balance for a new account) counts as deposited.
+    """
+    account = await repository.lock_or_add_account(session, customer_id)
+    account.set_balance(balance_cents)
+    await repository.save_account(session, account)
     summary = await repository.get_summary(session, customer_id)
     assert summary is not None, "the account was written in this transaction"
     return summary
 
 
 async def get_account(session: AsyncSession, customer_id: str) -> model.AccountSummary | None:
-    """The customer's account with its charged and refunded totals, or None."""
+    """The customer's account with its deposited, charged and refunded totals, or None."""
     return await repository.get_summary(session, customer_id)
+
+
+async def list_accounts(
+    session: AsyncSession, limit: int, after: str | None = None
+) -> tuple[list[model.AccountSummary], str | None]:
+    """A page of up to `limit` accounts after customer `after`, in order, and the next cursor.
+
+    The cursor is the page's last customer id when more accounts follow it, else None.
+    """
+    found = await repository.list_summaries(session, limit + 1, after)
+    page = found[:limit]
+    return page, (page[-1].customer_id if len(found) > limit else None)
 
 
 async def get_payments(session: AsyncSession, order_id: uuid.UUID) -> list[model.Payment]:
