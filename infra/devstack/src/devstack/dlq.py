@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from chassis.kafka import create_producer
 from devstack.errors import DevstackError
 from shared_contracts import Envelope
 
@@ -298,12 +299,7 @@ async def replay_dead_letters(
             known = await consumer.topics()
             producer = None
             if not dry_run:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=bootstrap,
-                    acks="all",
-                    enable_idempotence=False,
-                    request_timeout_ms=10_000,
-                )
+                producer = create_producer(bootstrap)
                 await stack.enter_async_context(_started(producer, bootstrap))
             records = await stack.enter_async_context(aclosing(_read_to_end(consumer, tps)))
             async for record in records:
