@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 SOURCES := shared-contracts libs infra services tests conftest.py
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo invariants test test-unit test-integration test-e2e lint fmt typecheck contracts clean
+.PHONY: help install up demo invariants test test-unit test-integration test-e2e chaos lint fmt typecheck contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,13 +36,16 @@ test: install lint typecheck ## everything CI runs: lint, types, unit, integrati
 	$(BIN)/pytest
 
 test-unit: install ## fast tests without I/O
-	$(BIN)/pytest -m "not integration and not e2e"
+	$(BIN)/pytest -m "not integration and not e2e and not chaos"
 
 test-integration: install ## per-package tests against real PostgreSQL and the broker
 	$(BIN)/pytest -m integration
 
 test-e2e: install ## the three services as processes, over HTTP
 	$(BIN)/pytest -m e2e
+
+chaos: install ## fault injection under load (~6 min): summary table, writes docs/reliability.md
+	$(BIN)/pytest -m chaos tests/failure
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(SOURCES)

@@ -4,32 +4,16 @@ import asyncio
 import signal
 import uuid
 
-import httpx
 import pytest
 
 from devstack.invariants import settle
 from devstack.scenarios import Scenarios
 
-from .conftest import SAGA_TIMEOUT_SECONDS
+from .conftest import SAGA_TIMEOUT_SECONDS, place_until_accepted
 
 pytestmark = pytest.mark.e2e
 
 CLEAN_EXIT = "Application shutdown complete."
-
-
-async def place_until_accepted(scenarios: Scenarios, customer: str, items) -> str:
-    """Place an order like a careful client: one idempotency key, retried until accepted."""
-    key = str(uuid.uuid4())
-    while True:
-        try:
-            response = await scenarios.client.place_order(customer, items, idempotency_key=key)
-            if response.status_code == 202:
-                order_id: str = response.json()["order_id"]
-                scenarios.orders.append(order_id)
-                return order_id
-        except httpx.TransportError:
-            pass  # the order service is down or restarting
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.parametrize("victim", ["payment", "inventory", "order"])

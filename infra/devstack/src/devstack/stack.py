@@ -270,6 +270,21 @@ class Stack:
             raise RuntimeError("no local broker: KAFKA_BOOTSTRAP_SERVERS was set or not started")
         return self._broker
 
+    def restart_broker(self) -> None:
+        """Stop the local broker, start it again on the same port and re-create the topics.
+
+        The local broker keeps everything in memory, so the restarted one is empty: topics,
+        messages in flight, consumer groups and committed offsets are gone (Apache Kafka
+        would keep them all). The services are not told; they reconnect by themselves.
+        To keep the broker down for a while, call `broker.stop()` first and this later.
+        """
+        broker = self.broker
+        with self._step("stopping broker"):
+            broker.stop()
+        with self._step(f"starting broker on :{broker.port}"):
+            broker.start()
+        self._create_topics()
+
     def log_path(self, svc: str) -> Path:
         """The log file a service's stdout and stderr go to (appended across restarts)."""
         return self.base_dir / "logs" / f"{svc}.log"
@@ -340,6 +355,9 @@ class Stack:
                 self._broker = broker
                 broker.start()
             self._bootstrap = broker.bootstrap_servers
+        self._create_topics()
+
+    def _create_topics(self) -> None:
         with self._step("creating topics"):
             _aio.run_sync(asyncio.wait_for(create_topics(self._bootstrap), timeout=30))
 

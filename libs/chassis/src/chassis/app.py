@@ -5,11 +5,14 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis import health
-from chassis.consumer import Handler
+from chassis.consumer import Handler, is_transient
 from chassis.runtime import BackgroundTask, running
 from chassis.settings import ServiceSettings
 
@@ -39,7 +42,35 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
+    for error in _UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _unavailable)
     return app
+
+
+RETRY_AFTER_SECONDS = 1
+"""What a 503 tells clients to wait; the pool reconnects on the next request anyway."""
+
+# What a request raises when its database (or the network to it) is down: asyncpg's
+# own ConnectionRefusedError (an OSError) on connect, SQLAlchemy's wrappers otherwise.
+_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (OSError, DBAPIError, PoolTimeout)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """A dependency that is down is a 503 the client may retry, not a 500 with a traceback.
+
+    Anything else of these types (a constraint violation, say) is a bug: re-raised, so it
+    stays a logged 500.
+    """
+    if not is_transient(exc):
+        raise exc
+    logging.getLogger(__name__).warning(
+        "%s %s: dependency unavailable: %s", request.method, request.url.path, exc
+    )
+    return JSONResponse(
+        {"detail": "service temporarily unavailable: its database cannot be reached; retry"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _metrics() -> Response:

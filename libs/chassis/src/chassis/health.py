@@ -20,7 +20,8 @@ async def live() -> dict[str, str]:
 @router.get("/ready", response_model=None)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """The service can do its work: its database answers and it is connected to the broker."""
-    checks = {"database": await _database_ok(runtime), "broker": runtime.broker_connected}
+    database, broker = await asyncio.gather(_database_ok(runtime), runtime.broker_answers())
+    checks = {"database": database, "broker": broker}
     ok = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ok else "not ready", "checks": checks},

@@ -3,10 +3,14 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.outbox import Outbox
@@ -22,14 +26,40 @@ _RELAY_LOCK_ID = 0x0B0C5
 _IDLE_POLL_SECONDS = 1.0
 
 
+@dataclass
+class _PartitionBatch:
+    """The rows of one round bound for one partition, as one Kafka record batch."""
+
+    builder: Any  # aiokafka's BatchBuilder
+    row_ids: list[int] = field(default_factory=list)
+    full: bool = False
+
+
 class OutboxRelay:
     """Moves outbox rows to Kafka.
 
-    One batch is one transaction: lock, read the oldest rows, send them and wait for
-    the broker's acks, delete them, commit. A crash before the commit leaves the rows
-    to be sent again (at-least-once; consumers deduplicate). A transaction-scoped
-    advisory lock lets only one relay per database run at a time, which keeps the
-    events of each key in the order they were written.
+    One round is one transaction: lock, read the oldest rows, send them and wait for
+    the broker's acks, delete the rows that were acked, commit. A crash before the
+    commit leaves the rows to be sent again (at-least-once; consumers deduplicate). A
+    transaction-scoped advisory lock lets only one relay per database run at a time,
+    which keeps the events of each key in the order they were written.
+
+    Each round sends at most ONE record batch per partition, holding the oldest
+    pending rows of that partition, and waits for every batch before the next round.
+    A record batch is appended whole or not at all, so a failure can never leave a
+    later event of a key in the log without the earlier ones: the retry re-sends
+    from the oldest. (Handing rows to `producer.send()` one by one let the producer
+    split a partition's rows into several batches; when the first failed and the
+    second was appended, e.g. while the broker was restarting, a retry put
+    OrderCreated after OrderCancelled and the cancellation compensated nothing.)
+
+    An ack counts only if the topic still has the partitions the rows were routed
+    with. A topic re-created with another partition count (a restarted in-memory
+    broker auto-creates it with its default count before anyone re-creates it as it
+    was) maps keys elsewhere: acked rows would then lie in a partition no consumer
+    reads, or in another partition than the key's later events. So after the acks the
+    relay refreshes the metadata, and keeps the rows of a changed topic, to re-send
+    them under the new map. One metadata request per non-empty round is the price.
     """
 
     def __init__(
@@ -43,6 +73,7 @@ class OutboxRelay:
         self._producer = producer
         self._signal = signal
         self._batch_size = batch_size
+        self._backlog = False
 
     async def run(self) -> None:
         """Publish forever; wake on a local commit or poll for other writers' rows."""
@@ -50,19 +81,23 @@ class OutboxRelay:
         while True:
             self._signal.committed.clear()
             try:
-                sent = await self.publish_batch()
+                await self.publish_batch()
             except Exception:
                 delay = backoff.next_delay()
                 log.warning("outbox relay failed; retrying in %.1fs", delay, exc_info=True)
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            if sent < self._batch_size:
+            if not self._backlog:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._signal.committed.wait(), _IDLE_POLL_SECONDS)
 
     async def publish_batch(self) -> int:
-        """Publish one batch of the oldest rows; return how many were sent."""
+        """Publish one round of the oldest rows; return how many were sent.
+
+        Rows whose batch was acked are deleted even when another partition's batch
+        failed; then the first failure is raised.
+        """
         async with self._sessions.begin() as session:
             await session.execute(select(func.pg_advisory_xact_lock(_RELAY_LOCK_ID)))
             rows = (
@@ -72,15 +107,89 @@ class OutboxRelay:
                     .limit(self._batch_size)
                 )
             ).all()
-            if not rows:
-                return 0
-            # send() only enqueues; gathering the futures waits for every ack.
-            acks = [
-                await self._producer.send(row.topic, row.envelope.encode(), key=row.key.encode())
-                for row in rows
+            routing = {
+                topic: sorted(await self._producer.partitions_for(topic))
+                for topic in {row.topic for row in rows}
+            }
+            batches = self._fill(rows, routing)
+            results = await self._send(batches)
+            if any(not isinstance(result, BaseException) for result in results):
+                moved = await self._rerouted(routing)
+                results = [
+                    PartitionsChanged(topic) if topic in moved else result
+                    for (topic, _), result in zip(batches, results, strict=True)
+                ]
+            sent = [
+                row_id
+                for (_, batch), result in zip(batches.items(), results, strict=True)
+                if not isinstance(result, BaseException)
+                for row_id in batch.row_ids
             ]
-            await asyncio.gather(*acks)
-            await session.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            if sent:
+                await session.execute(delete(outbox).where(outbox.c.id.in_(sent)))
+        topics = {row.id: row.topic for row in rows}
+        for row_id in sent:
+            PUBLISHED.labels(topics[row_id]).inc()
+        # More rows wait if the read was full or some did not fit this round's batches.
+        self._backlog = len(rows) == self._batch_size or len(sent) < len(rows)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+            if isinstance(result, BaseException):  # a cancelled ack: failed all the same
+                raise RuntimeError(f"a batch ended with {result!r}")
+        return len(sent)
+
+    def _fill(
+        self, rows: Sequence[Row[Any, Any, Any, Any]], routing: dict[str, list[int]]
+    ) -> dict[tuple[str, int], _PartitionBatch]:
+        """Put each row into its partition's batch, oldest first, until that batch is full."""
+        batches: dict[tuple[str, int], _PartitionBatch] = {}
         for row in rows:
-            PUBLISHED.labels(row.topic).inc()
-        return len(rows)
+            key = row.key.encode()
+            # The producer's own choice for a keyed record: murmur2(key) mod partitions.
+            partition = DefaultPartitioner()(key, routing[row.topic], routing[row.topic])
+            if (row.topic, partition) not in batches:
+                batches[row.topic, partition] = _PartitionBatch(self._producer.create_batch())
+            batch = batches[row.topic, partition]
+            if batch.full:
+                continue  # a later row of a full partition waits for the next round
+            if batch.builder.append(key=key, value=row.envelope.encode(), timestamp=None) is None:
+                batch.full = True
+                continue
+            batch.row_ids.append(row.id)
+        return batches
+
+    async def _send(
+        self, batches: dict[tuple[str, int], _PartitionBatch]
+    ) -> list[object | BaseException]:
+        """Submit every batch, then wait for all of them, failed or not.
+
+        Waiting for all keeps a retry from overlapping batches still in flight.
+        """
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            for (topic, partition), batch in batches.items():
+                batch.builder.close()
+                acks.append(
+                    await self._producer.send_batch(batch.builder, topic, partition=partition)
+                )
+        except BaseException:
+            await asyncio.gather(*acks, return_exceptions=True)
+            raise
+        return list(await asyncio.gather(*acks, return_exceptions=True))
+
+    async def _rerouted(self, routing: dict[str, list[int]]) -> set[str]:
+        """The topics whose partitions, freshly read from the broker, differ from `routing`."""
+        await self._producer.client.force_metadata_update()
+        return {
+            topic
+            for topic, partitions in routing.items()
+            if sorted(await self._producer.partitions_for(topic)) != partitions
+        }
+
+
+class PartitionsChanged(Exception):
+    """A batch was acked, but its topic's partitions changed under it: it is sent again."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"the partitions of {topic} changed; re-sending its events")

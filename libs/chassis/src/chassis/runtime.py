@@ -44,6 +44,23 @@ class Runtime:
         consumer_ok = self.consumer is None or self.consumer.connected
         return self.producer is not None and consumer_ok
 
+    async def broker_answers(self, timeout: float = 2.0) -> bool:
+        """True if the clients have connected and the broker answers a metadata request now.
+
+        `broker_connected` only says the clients connected once: after that aiokafka
+        reconnects by itself and never tells us, so a broker that went away would go
+        unnoticed. One metadata request is cheap enough for every readiness probe.
+        """
+        if not self.broker_connected:
+            return False
+        assert self.producer is not None
+        try:
+            async with asyncio.timeout(timeout):
+                await self.producer.client.fetch_all_metadata()
+        except Exception:
+            return False
+        return True
+
 
 BackgroundTask = Callable[[Runtime], Coroutine[Any, Any, None]]
 """A service's own long-running job, e.g. the order service's saga timeout sweep."""

@@ -1,0 +1,108 @@
+"""Chaos scenarios: a fresh stack per test, results collected into docs/reliability.md.
+
+These tests are marked `chaos` and left out of the default run (`addopts` has
+`-m "not chaos"`); `make chaos` runs them. When any of them ran, the session's end
+writes tests/failure/results/latest.json's rows into docs/reliability.md and prints
+a summary table.
+"""
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.errors import DevstackError
+from devstack.stack import Stack
+
+from . import report
+from .harness import SAGA_TIMEOUT_SECONDS
+
+_ROWS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+START_ATTEMPTS = 3
+
+
+def start_stack(base: Path) -> Stack:
+    """Start a stack on free ports; again on new ports if one was taken meanwhile.
+
+    `free_port()` only finds a port that is free *now*: before the server binds it,
+    another process (or an outgoing connection) can take it. A start that failed for
+    that reason is retried; `Stack.start` has stopped what it started.
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        stack = Stack(
+            base / f"stack-{attempt}",
+            free_ports=True,
+            extra_env={"SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT_SECONDS)},
+        )
+        try:
+            stack.start()
+        except DevstackError as exc:
+            taken = any(s in str(exc).lower() for s in ("address in use", "address already in use"))
+            if attempt == START_ATTEMPTS or not taken:
+                raise
+            continue
+        return stack
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def chaos_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A fresh local stack on free ports for one scenario, stopped when the test ends.
+
+    It lives in its own temporary directory, not under pytest's: as root, PostgreSQL
+    runs as an unprivileged user that must be able to reach its data dir for as long
+    as it runs (a configuration reload opens it by absolute path), and every pytest
+    session that starts makes /tmp/pytest-of-root private again, so a concurrent
+    pytest run would lock a running stack's servers out. Its logs are copied to
+    `tmp_path` at the end.
+    """
+    with tempfile.TemporaryDirectory(prefix="saga-chaos-") as base:
+        stack = start_stack(Path(base))
+        try:
+            yield stack
+        finally:
+            try:
+                stack.stop()
+            finally:
+                for logs in Path(base).glob("stack-*/logs"):
+                    shutil.copytree(logs, tmp_path / logs.parent.name / "logs")
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
+    """Save a result row to tests/failure/results/latest.json, for the session's report."""
+
+    def add(row: dict[str, Any]) -> None:
+        request.config.stash.setdefault(_ROWS, []).append(row)
+        report.save_row(row)
+
+    return add
+
+
+def _rows(config: pytest.Config) -> list[dict[str, Any]]:
+    return config.stash.get(_ROWS, [])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """When chaos scenarios ran: write docs/reliability.md from the latest results."""
+    if not _rows(session.config):
+        return
+    from .test_chaos import FAULTS
+
+    rows = report.ordered(report.load_rows(), [fault.name for fault in FAULTS])
+    report.DOC.write_text(report.render(rows))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = _rows(config)
+    if not rows:
+        return
+    terminalreporter.section("chaos results")
+    for line in report.terminal_table(rows):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"written: {report.RESULTS} and {report.DOC}")

@@ -1,0 +1,43 @@
+"""The saga under fault injection: one scenario per fault, each on a fresh stack.
+
+Run with `make chaos` (minutes; not part of `make test`). Each test drives a few
+hundred mixed orders while its fault strikes, waits for the system to settle, checks
+every invariant and records a row for docs/reliability.md. `CHAOS_SEED` replays a run.
+"""
+
+import os
+
+import pytest
+
+from devstack.stack import Stack
+
+from . import report
+from .faults import DuplicateAndDelay, GracefulShutdown, KillRestart, Poison, ServiceDownPastTimeout
+from .harness import Fault, run_scenario
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
+
+FAULTS: list[Fault] = [
+    KillRestart(),
+    ServiceDownPastTimeout(),
+    DuplicateAndDelay(),
+    Poison(),
+    GracefulShutdown(),
+    # Database outage and broker restart (tests/e2e/test_outages.py) join here as
+    # Fault subclasses: stop `stack.postgres(svc)` / `stack.broker` in `during`.
+]
+"""The scenarios, in the order of docs/reliability.md. Add a `Fault` here to add one."""
+
+BASE_SEED = int(os.environ.get("CHAOS_SEED", "20250"))
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.key)
+async def test_saga_survives(fault: Fault, chaos_stack: Stack, record) -> None:
+    seed = BASE_SEED + FAULTS.index(fault)
+    result = await run_scenario(fault, chaos_stack, seed, report.machine())
+    record(result.as_json())
+    assert result.violations == []
+    assert result.problems == []
+    assert result.settle_seconds is not None, "the system never settled"
+    assert result.orders_lost == 0, "orders given up on after retrying"
+    assert result.completed == result.orders_accepted == result.orders_sent
