@@ -373,3 +373,69 @@ class GracefulShutdown(Fault):
             svc: f"{status}, {took:.1f}" for svc, status, took, _ in self.stops
         }
         return problems
+
+
+class DatabaseOutage(Fault):
+    """One service's PostgreSQL stopped for some seconds mid-load, then started again."""
+
+    key = "db-outage"
+    name = "inventory's database down"
+    description = (
+        "Inventory's PostgreSQL stopped for 5 s mid-load, then started again: inventory "
+        "reports not ready and answers 503 meanwhile, and recovers by itself without a "
+        "restart; order and payment keep working."
+    )
+
+    def __init__(self, svc: str = "inventory", seconds: float = 5.0) -> None:
+        self.svc = svc
+        self.seconds = seconds
+
+    async def during(self, run: ChaosRun) -> None:
+        await run.at(0.3)
+        server = run.stack.postgres(self.svc)
+        await asyncio.to_thread(server.stop)
+        run.say(f"{self.svc}'s PostgreSQL stopped")
+        ready = await run.client.request(self.svc, "GET", "/health/ready")
+        run.notes["readiness during the outage"] = ready.status_code
+        await asyncio.sleep(self.seconds)
+        await asyncio.to_thread(server.start)
+        started = time.monotonic()
+
+        async def ready_again() -> bool:
+            response = await run.client.request(self.svc, "GET", "/health/ready")
+            return response.status_code == 200
+
+        await run.client.wait_for(ready_again, timeout=60, interval=0.2)
+        run.notes["ready again after (s)"] = round(time.monotonic() - started, 1)
+        run.say(f"{self.svc}'s PostgreSQL started; {self.svc} ready again by itself")
+
+    async def after(self, run: ChaosRun) -> list[str]:
+        status = run.notes.get("readiness during the outage")
+        return [] if status == 503 else [f"{self.svc} was ready ({status}) without its database"]
+
+
+class BrokerRestart(Fault):
+    """The broker stopped for some seconds mid-load, then started empty (it is in memory)."""
+
+    key = "broker-restart"
+    name = "broker down and restarted empty"
+    description = (
+        "The local broker stopped for 3 s mid-load and started again with nothing in it "
+        "(Tansu keeps messages, consumer groups and offsets in memory). Orders are still "
+        "accepted meanwhile (the outboxes grow); the services reconnect by themselves and "
+        "drain their outboxes; orders whose OrderCreated was lost end by the saga timeout. "
+        "Known to fail: an OrderCancelled acked by the broker but not yet consumed when it "
+        "stops is lost for good (the order is terminal, nothing re-sends it), so a charge "
+        "or a reservation stays behind. With Apache Kafka acked events are not lost."
+    )
+
+    def __init__(self, seconds: float = 3.0) -> None:
+        self.seconds = seconds
+
+    async def during(self, run: ChaosRun) -> None:
+        await run.at(0.3)
+        await asyncio.to_thread(run.stack.broker.stop)
+        run.say("broker stopped")
+        await asyncio.sleep(self.seconds)
+        await asyncio.to_thread(run.stack.restart_broker)
+        run.say("broker started empty; topics re-created")

@@ -12,7 +12,15 @@ import pytest
 from devstack.stack import Stack
 
 from . import report
-from .faults import DuplicateAndDelay, GracefulShutdown, KillRestart, Poison, ServiceDownPastTimeout
+from .faults import (
+    BrokerRestart,
+    DatabaseOutage,
+    DuplicateAndDelay,
+    GracefulShutdown,
+    KillRestart,
+    Poison,
+    ServiceDownPastTimeout,
+)
 from .harness import Fault, run_scenario
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
@@ -23,8 +31,8 @@ FAULTS: list[Fault] = [
     DuplicateAndDelay(),
     Poison(),
     GracefulShutdown(),
-    # Database outage and broker restart (tests/e2e/test_outages.py) join here as
-    # Fault subclasses: stop `stack.postgres(svc)` / `stack.broker` in `during`.
+    DatabaseOutage(),
+    BrokerRestart(),
 ]
 """The scenarios, in the order of docs/reliability.md. Add a `Fault` here to add one."""
 
