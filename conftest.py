@@ -53,16 +53,28 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-def migrate(service: str, url: str) -> None:
-    """Run `alembic upgrade head` for `service` against `url`, as the launcher does."""
+def alembic(service: str, url: str, *steps: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Run Alembic commands for `service` against `url`, as the launcher does; each must pass."""
     env = {**os.environ, f"{service.upper()}_DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
-        cwd=REPO / "services" / service,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    results = []
+    for step in steps:
+        result = subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", "alembic.ini", *step],
+            cwd=REPO / "services" / service,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"alembic {' '.join(step)} ({service}): {result.stderr}"
+        results.append(result)
+    return results
+
+
+@pytest.fixture(scope="session")
+def migrations() -> Callable[..., list[subprocess.CompletedProcess[str]]]:
+    """`migrations(service, url, ["downgrade", "base"], ...)`: run Alembic steps, each must pass."""
+    return alembic
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +84,7 @@ def database_url(postgres: PostgresServer) -> Callable[[str], str]:
     def make(service: str) -> str:
         name = f"{service}_{secrets.token_hex(4)}"
         url = postgres.provision(name, name, secrets.token_hex(8))
-        migrate(service, url)
+        alembic(service, url, ["upgrade", "head"])
         return url
 
     return make

@@ -1,11 +1,7 @@
 """The hand-written migrations match the ORM tables, downgrade cleanly, and backfill."""
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,38 +10,19 @@ from chassis.db import create_engine
 
 pytestmark = pytest.mark.integration
 
-SERVICE_DIR = Path(__file__).resolve().parents[2]
-
-
-def alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", "alembic.ini", *args],
-        cwd=SERVICE_DIR,
-        env={**os.environ, "PAYMENT_DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def run(url: str, *steps: list[str]) -> None:
-    for step in steps:
-        result = alembic(url, *step)
-        assert result.returncode == 0, f"alembic {' '.join(step)}: {result.stderr}"
-
 
 def test_the_schema_matches_the_orm_and_survives_a_downgrade(
-    database_url: Callable[[str], str],
+    database_url: Callable[[str], str], migrations: Callable[..., object]
 ) -> None:
     url = database_url("payment")  # migrated to head
-    run(url, ["check"], ["downgrade", "base"], ["upgrade", "head"], ["check"])
+    migrations("payment", url, ["check"], ["downgrade", "base"], ["upgrade", "head"], ["check"])
 
 
 async def test_deposits_are_backfilled_from_balances_and_payments_and_dropped_on_downgrade(
-    database_url: Callable[[str], str],
+    database_url: Callable[[str], str], migrations: Callable[..., object]
 ) -> None:
     url = database_url("payment")
-    run(url, ["downgrade", "0001"])
+    migrations("payment", url, ["downgrade", "0001"])
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -66,13 +43,13 @@ async def test_deposits_are_backfilled_from_balances_and_payments_and_dropped_on
                 ),
                 {"o1": uuid.uuid4(), "o2": uuid.uuid4(), "o3": uuid.uuid4()},
             )
-        run(url, ["upgrade", "head"], ["check"])
+        migrations("payment", url, ["upgrade", "head"], ["check"])
         async with engine.connect() as conn:
             rows = await conn.execute(
                 sa.text("SELECT customer_id, deposited_cents FROM accounts ORDER BY customer_id")
             )
             assert [tuple(r) for r in rows] == [("alice", 1000), ("bob", 150), ("carol", 0)]
-        run(url, ["downgrade", "0001"])
+        migrations("payment", url, ["downgrade", "0001"])
         async with engine.connect() as conn:
             columns = await conn.execute(
                 sa.text(
@@ -81,6 +58,6 @@ async def test_deposits_are_backfilled_from_balances_and_payments_and_dropped_on
                 )
             )
             assert columns.all() == []
-        run(url, ["upgrade", "head"], ["check"])
+        migrations("payment", url, ["upgrade", "head"], ["check"])
     finally:
         await engine.dispose()
