@@ -21,7 +21,8 @@ def pg_server(tmp_path: Path) -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A bare broker of this test's own (no topics), stopped after it."""
     started = Broker(free_port(), tmp_path / "broker.log")
     started.start()
     try:
