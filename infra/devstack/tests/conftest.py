@@ -21,8 +21,7 @@ def pg_server(tmp_path: Path) -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A bare broker of this test's own (no topics), stopped after it."""
+def broker(tmp_path: Path) -> Iterator[Broker]:
     started = Broker(free_port(), tmp_path / "broker.log")
     started.start()
     try:

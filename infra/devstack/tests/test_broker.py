@@ -15,11 +15,11 @@ from .helpers import process_gone
 pytestmark = pytest.mark.integration
 
 
-async def test_create_topics_makes_every_topic_and_tolerates_a_second_run(own_broker):
-    await create_topics(own_broker.bootstrap_servers, partitions=6)
-    await create_topics(own_broker.bootstrap_servers, partitions=6)
+async def test_create_topics_makes_every_topic_and_tolerates_a_second_run(broker):
+    await create_topics(broker.bootstrap_servers, partitions=6)
+    await create_topics(broker.bootstrap_servers, partitions=6)
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=own_broker.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     await admin.start()
     try:
         described = await admin.describe_topics(list(ALL_TOPICS))
@@ -29,10 +29,10 @@ async def test_create_topics_makes_every_topic_and_tolerates_a_second_run(own_br
     assert partitions == dict.fromkeys(ALL_TOPICS, 6)
 
 
-async def test_a_message_round_trips_with_its_headers(own_broker):
+async def test_a_message_round_trips_with_its_headers(broker):
     topic = ALL_TOPICS[0]
-    await create_topics(own_broker.bootstrap_servers)
-    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers)
+    await create_topics(broker.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -43,7 +43,7 @@ async def test_a_message_round_trips_with_its_headers(own_broker):
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=own_broker.bootstrap_servers,
+        bootstrap_servers=broker.bootstrap_servers,
         auto_offset_reset="earliest",
     )
     await consumer.start()
@@ -55,13 +55,13 @@ async def test_a_message_round_trips_with_its_headers(own_broker):
     assert list(message.headers) == [("traceparent", b"00-abc-def-01")]
 
 
-def test_stop_leaves_no_process(own_broker):
-    pid = own_broker.pid
+def test_stop_leaves_no_process(broker):
+    pid = broker.pid
     assert pid is not None
 
-    own_broker.stop()
+    broker.stop()
 
-    assert own_broker.pid is None
+    assert broker.pid is None
     assert process_gone(pid)
 
 
@@ -69,11 +69,11 @@ def test_a_taken_port_fails_with_the_log(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        own_broker = Broker(taken.getsockname()[1], tmp_path / "own_broker.log", start_timeout=10)
+        broker = Broker(taken.getsockname()[1], tmp_path / "broker.log", start_timeout=10)
         with pytest.raises(DevstackError) as failure:
-            own_broker.start()
-    assert failure.value.log_path == tmp_path / "own_broker.log"
-    assert own_broker.pid is None
+            broker.start()
+    assert failure.value.log_path == tmp_path / "broker.log"
+    assert broker.pid is None
 
 
 def test_free_port_is_free():
