@@ -13,11 +13,13 @@ EVENTS_BY_TOPIC: dict[Topic, tuple[type[BaseModel], ...]] = {
         payment_v1.PaymentSucceeded,
         payment_v1.PaymentFailed,
         payment_v1.PaymentRefunded,
+        payment_v1.PaymentVoided,
     ),
     Topic.INVENTORY_EVENTS: (
         inventory_v1.StockReserved,
         inventory_v1.StockReservationFailed,
         inventory_v1.StockReleased,
+        inventory_v1.StockSold,
     ),
     Topic.PRODUCT_EVENTS: (inventory_v1.ProductUpdated,),
 }

@@ -181,7 +181,21 @@ class TestOrderConfirmed:
         assert await buckets(sessions, a) == (4, 0, 1)
         assert await buckets(sessions, b) == (1, 0, 4)
         assert await statuses(sessions, order_id) == {a: (1, "sold"), b: (4, "sold")}
-        assert [e.event_type for e in await emitted(sessions, order_id)] == ["StockReserved"]
+        reserved, sold = await emitted(sessions, order_id)
+        assert (sold.event_type, sold.payload) == ("StockSold", reserved.payload)
+
+    async def test_a_repeated_confirmation_sells_once_and_answers_again(
+        self, sessions: Sessions
+    ) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 5)
+        await create(sessions, order_id, (sku, 2))
+        await confirm(sessions, order_id)
+        await confirm(sessions, order_id)
+
+        assert await buckets(sessions, sku) == (3, 0, 2)
+        _, first, again = await emitted(sessions, order_id)
+        assert (again.event_type, again.payload) == ("StockSold", first.payload)
 
     async def test_confirming_an_order_with_nothing_reserved_does_nothing(
         self, sessions: Sessions
@@ -221,10 +235,12 @@ class TestOrderCancelled:
         assert await buckets(sessions, sku) == (5, 0, 0)
         assert await statuses(sessions, order_id) == {sku: (3, "released")}
         events = await emitted(sessions, order_id)
-        assert [e.event_type for e in events] == ["StockReserved", "StockReleased"]
-        assert events[1].payload["items"] == [{"sku": sku, "quantity": 3}]
+        assert [e.event_type for e in events] == ["StockReserved", "StockSold", "StockReleased"]
+        assert events[2].payload["items"] == [{"sku": sku, "quantity": 3}]
 
-    async def test_cancelling_with_nothing_reserved_is_a_no_op(self, sessions: Sessions) -> None:
+    async def test_cancelling_with_nothing_reserved_answers_with_no_items(
+        self, sessions: Sessions
+    ) -> None:
         sku, failed, never_seen = new_sku(), uuid.uuid4(), uuid.uuid4()
         await stock(sessions, sku, 1)
         await create(sessions, failed, (sku, 2))
@@ -232,8 +248,23 @@ class TestOrderCancelled:
         await cancel(sessions, never_seen)
 
         assert await buckets(sessions, sku) == (1, 0, 0)
-        assert [e.event_type for e in await emitted(sessions, failed)] == ["StockReservationFailed"]
-        assert await emitted(sessions, never_seen) == []
+        events = await emitted(sessions, failed)
+        assert [e.event_type for e in events] == ["StockReservationFailed", "StockReleased"]
+        [answer] = await emitted(sessions, never_seen)
+        assert (answer.event_type, answer.payload["items"]) == ("StockReleased", [])
+
+    async def test_an_order_created_after_its_cancellation_reserves_nothing(
+        self, sessions: Sessions
+    ) -> None:
+        # A lost OrderCreated replayed from a DLQ, say, once the order was cancelled.
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 5)
+        await cancel(sessions, order_id)
+        await create(sessions, order_id, (sku, 2))
+
+        assert await buckets(sessions, sku) == (5, 0, 0)
+        assert await statuses(sessions, order_id) == {}
+        assert [e.event_type for e in await emitted(sessions, order_id)] == ["StockReleased"]
 
     async def test_cancelling_twice_releases_once(self, sessions: Sessions) -> None:
         sku, order_id = new_sku(), uuid.uuid4()
@@ -244,8 +275,14 @@ class TestOrderCancelled:
         await confirm(sessions, order_id)  # a late confirmation cannot sell released units
 
         assert await buckets(sessions, sku) == (5, 0, 0)
-        events = await emitted(sessions, order_id)
-        assert [e.event_type for e in events] == ["StockReserved", "StockReleased"]
+        reserved, released, again, sold = await emitted(sessions, order_id)
+        assert [e.event_type for e in (released, again, sold)] == [
+            "StockReleased",
+            "StockReleased",
+            "StockSold",
+        ]
+        assert released.payload == again.payload == reserved.payload
+        assert sold.payload["items"] == []
 
 
 class TestStockConservation:

@@ -1,4 +1,4 @@
-"""Assemble the order service: routes, event handlers, the saga timeout sweep."""
+"""Assemble the order service: routes, event handlers, the sweep of overdue orders."""
 
 import asyncio
 import logging
@@ -22,9 +22,11 @@ HANDLERS: dict[str, Handler] = {
     "PaymentSucceeded": handlers.on_payment_succeeded,
     "PaymentFailed": handlers.on_payment_failed,
     "PaymentRefunded": handlers.on_payment_refunded,
+    "PaymentVoided": handlers.on_payment_voided,
     "StockReserved": handlers.on_stock_reserved,
     "StockReservationFailed": handlers.on_stock_reservation_failed,
     "StockReleased": handlers.on_stock_released,
+    "StockSold": handlers.on_stock_sold,
     "ProductUpdated": handlers.on_product_updated,
 }
 
@@ -38,18 +40,18 @@ ERROR_STATUS: dict[type[Exception], int] = {
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The order service: HTTP API, consumer of payment/inventory results, timeout sweep."""
+    """The order service: HTTP API, consumer of payment/inventory results, overdue sweep."""
     settings = settings or Settings()
     timeout = timedelta(seconds=settings.saga_timeout_seconds)
 
-    async def sweep_timeouts(runtime: Runtime) -> None:
+    async def sweep_overdue(runtime: Runtime) -> None:
         interval = min(1.0, settings.saga_timeout_seconds / 4)
         while True:
             await asyncio.sleep(interval)
             try:
-                await handlers.time_out_stale_orders(runtime.sessions, runtime.outbox, timeout)
+                await handlers.chase_overdue_orders(runtime.sessions, runtime.outbox, timeout)
             except Exception:
-                log.warning("saga timeout sweep failed; next sweep retries", exc_info=True)
+                log.warning("overdue-order sweep failed; next sweep retries", exc_info=True)
 
     app = create_service_app(
         "order",
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[routes.router],
         handlers=HANDLERS,
         topics=[Topic.PAYMENT_EVENTS, Topic.INVENTORY_EVENTS, Topic.PRODUCT_EVENTS],
-        background=[sweep_timeouts],
+        background=[sweep_overdue],
     )
 
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -5,8 +5,18 @@ from typing import Any
 import pytest
 
 from shared_contracts import Topic
-from shared_contracts.inventory.v1 import ProductUpdated, StockReservationFailed, StockReserved
-from shared_contracts.payment.v1 import PaymentFailed, PaymentRefunded, PaymentSucceeded
+from shared_contracts.inventory.v1 import (
+    ProductUpdated,
+    StockReleased,
+    StockReservationFailed,
+    StockReserved,
+)
+from shared_contracts.payment.v1 import (
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+    PaymentVoided,
+)
 
 from ..conftest import eventually
 
@@ -194,3 +204,32 @@ async def test_a_stale_pending_order_times_out(client, product):
         return order["status"] == "CANCELLED" and order["reason"] == "TIMEOUT"
 
     await eventually(timed_out, timeout=10)
+
+
+async def test_a_decision_is_sent_again_until_both_services_answer(client, product, publish):
+    # Nobody answers this order: it times out after 2 s and the cancellation goes out again
+    # every 2 s, as it would if the broker had lost the first one, until both answer.
+    order_id = await place(client, product)
+
+    async def resent() -> bool:
+        order = await status_of(client, order_id)
+        return [s["step"] for s in order["history"]].count("DecisionResent") >= 2
+
+    await eventually(resent, timeout=15)
+    order = await status_of(client, order_id)
+    assert order["awaiting"] == ["payment", "inventory"]
+    assert order["history"][-1]["decision"] == "OrderCancelled"
+
+    voided = PaymentVoided(order_id=uuid.UUID(order_id))
+    await publish(Topic.PAYMENT_EVENTS, order_id, voided)
+    await publish(
+        Topic.INVENTORY_EVENTS, order_id, StockReleased(order_id=voided.order_id, items=[])
+    )
+
+    async def answered() -> bool:
+        return (await status_of(client, order_id))["awaiting"] == []
+
+    await eventually(answered)
+    steps = [s["step"] for s in (await status_of(client, order_id))["history"]]
+    await asyncio.sleep(3)  # longer than the saga timeout: no further re-send
+    assert [s["step"] for s in (await status_of(client, order_id))["history"]] == steps

@@ -25,9 +25,9 @@ def test_the_schema_matches_the_orm_and_survives_a_downgrade(
     )
 
 
-def test_one_downgrade_leaves_the_initial_schema(
+def test_one_downgrade_leaves_the_previous_revision(
     database_url: Callable[[str], str], migrations: Callable[..., list[Any]]
 ) -> None:
     url = database_url("order")
     *_, current = migrations("order", url, ["downgrade", "-1"], ["current"])
-    assert "0001" in current.stdout and "0002" not in current.stdout
+    assert "0002" in current.stdout and "0003" not in current.stdout

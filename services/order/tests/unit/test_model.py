@@ -8,6 +8,7 @@ from order_service.domain.model import (
     Line,
     Order,
     Outcome,
+    Participant,
     Product,
     Reason,
     Status,
@@ -16,6 +17,7 @@ from order_service.domain.model import (
 )
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
+LATER = datetime(2026, 11, 22, 0, 1, tzinfo=UTC)
 
 
 def new_order() -> Order:
@@ -67,7 +69,7 @@ def test_missing_stock_cancels_even_after_payment_succeeded():
 
 def test_results_after_cancellation_are_recorded_as_late_and_change_nothing():
     order = new_order()
-    assert order.time_out(NOW)
+    order.overdue(NOW)
     order.payment_answered(Outcome.SUCCEEDED, NOW)
     order.stock_answered(Outcome.SUCCEEDED, NOW)
     assert (order.status, order.reason) == (Status.CANCELLED, Reason.TIMEOUT)
@@ -93,9 +95,63 @@ def test_customer_may_cancel_a_confirmed_order_but_not_a_cancelled_one():
         order.cancel(Reason.CUSTOMER_CANCELLED, NOW)
 
 
-def test_timeout_leaves_a_confirmed_order_alone():
+def confirmed_order() -> Order:
     order = new_order()
     order.payment_answered(Outcome.SUCCEEDED, NOW)
     order.stock_answered(Outcome.SUCCEEDED, NOW)
-    assert not order.time_out(NOW)
+    return order
+
+
+def test_an_overdue_pending_order_times_out():
+    order = new_order()
+    order.overdue(LATER)
+    assert (order.status, order.reason) == (Status.CANCELLED, Reason.TIMEOUT)
+    assert order.awaiting_since == LATER
+
+
+def test_a_confirmation_awaits_inventory_and_a_cancellation_both():
+    order = confirmed_order()
+    assert (order.awaiting, order.awaiting_since) == ([Participant.INVENTORY], NOW)
+    order.answered("StockSold", LATER)
+    assert (order.awaiting, order.awaiting_since) == ([], None)
+    order.cancel(Reason.CUSTOMER_CANCELLED, LATER)
+    assert order.awaiting == [Participant.PAYMENT, Participant.INVENTORY]
+    order.answered("PaymentRefunded", LATER, amount_cents=600)
+    assert order.awaiting == [Participant.INVENTORY]
+    order.answered("StockReleased", LATER)
+    assert (order.awaiting, order.awaiting_since) == ([], None)
+
+
+def test_an_unanswered_decision_goes_out_again_and_a_confirmed_order_does_not_time_out():
+    order = confirmed_order()
+    order.overdue(LATER)
     assert order.status is Status.CONFIRMED
+    assert steps(order)[-1] == "DecisionResent"
+    assert order.timeline[-1].detail == {"decision": "OrderConfirmed", "awaiting": ["inventory"]}
+    assert order.awaiting_since == LATER
+
+
+def test_an_answered_decision_is_not_sent_again():
+    order = new_order()
+    order.payment_answered(Outcome.FAILED, NOW)
+    order.answered("PaymentVoided", NOW)
+    order.answered("StockReleased", NOW)
+    order.overdue(LATER)
+    assert steps(order)[-1] == "StockReleased"
+
+
+def test_an_answer_to_a_decision_sent_twice_is_recorded_once():
+    order = new_order()
+    order.overdue(NOW)
+    order.overdue(LATER)
+    for _ in range(2):
+        order.answered("PaymentVoided", LATER)
+    assert steps(order).count("PaymentVoided") == 1
+    assert order.awaiting == [Participant.INVENTORY]
+
+
+def test_an_answer_to_an_earlier_decision_does_not_answer_the_cancellation():
+    order = confirmed_order()
+    order.cancel(Reason.CUSTOMER_CANCELLED, NOW)
+    order.answered("StockSold", LATER)  # answers the confirmation, arriving late
+    assert order.awaiting == [Participant.PAYMENT, Participant.INVENTORY]

@@ -18,11 +18,12 @@ def test_the_schema_matches_the_orm_and_survives_a_downgrade(
     migrations("payment", url, ["check"], ["downgrade", "base"], ["upgrade", "head"], ["check"])
 
 
-async def test_deposits_are_backfilled_from_balances_and_payments_and_dropped_on_downgrade(
+async def test_deposits_and_cancelled_orders_are_backfilled_and_dropped_on_downgrade(
     database_url: Callable[[str], str], migrations: Callable[..., object]
 ) -> None:
     url = database_url("payment")
     migrations("payment", url, ["downgrade", "0001"])
+    refunded = uuid.uuid4()
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -41,7 +42,7 @@ async def test_deposits_are_backfilled_from_balances_and_payments_and_dropped_on
                     " (gen_random_uuid(), :o2, 'alice', 'refund', 200),"
                     " (gen_random_uuid(), :o3, 'bob', 'charge', 100)"
                 ),
-                {"o1": uuid.uuid4(), "o2": uuid.uuid4(), "o3": uuid.uuid4()},
+                {"o1": uuid.uuid4(), "o2": refunded, "o3": uuid.uuid4()},
             )
         migrations("payment", url, ["upgrade", "head"], ["check"])
         async with engine.connect() as conn:
@@ -49,6 +50,9 @@ async def test_deposits_are_backfilled_from_balances_and_payments_and_dropped_on
                 sa.text("SELECT customer_id, deposited_cents FROM accounts ORDER BY customer_id")
             )
             assert [tuple(r) for r in rows] == [("alice", 1000), ("bob", 150), ("carol", 0)]
+            # A refunded order was cancelled: a late OrderCreated must not charge it.
+            cancelled = await conn.execute(sa.text("SELECT order_id FROM cancelled_orders"))
+            assert cancelled.scalars().all() == [refunded]
         migrations("payment", url, ["downgrade", "0001"])
         async with engine.connect() as conn:
             columns = await conn.execute(

@@ -38,12 +38,27 @@ class StockReservationFailed(BaseModel):
 
 
 class StockReleased(BaseModel):
-    """Stock held or sold for a cancelled order went back on hand."""
+    """Stock held or sold for a cancelled order went back on hand.
+
+    Inventory's answer to every `OrderCancelled`: `items` is empty when nothing was held,
+    and then an `OrderCreated` for the order arriving later (a replay) reserves nothing.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     order_id: UUID = Field(description="The order.")
-    items: list[ReservedLine] = Field(description="What went back on hand.")
+    items: list[ReservedLine] = Field(
+        description="What went back on hand (now or at an earlier answer); empty if nothing."
+    )
+
+
+class StockSold(BaseModel):
+    """The units held for a confirmed order are sold: inventory's answer to `OrderConfirmed`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    order_id: UUID = Field(description="The order.")
+    items: list[ReservedLine] = Field(description="What was sold.")
 
 
 class ProductUpdated(BaseModel):

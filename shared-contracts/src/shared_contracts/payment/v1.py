@@ -26,10 +26,25 @@ class PaymentFailed(BaseModel):
 
 
 class PaymentRefunded(BaseModel):
-    """A charge for a cancelled order was refunded."""
+    """A charge for a cancelled order was refunded (now, or when the order was first cancelled).
+
+    Payment's answer to `OrderCancelled` when the order was charged.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     order_id: UUID = Field(description="The order.")
     customer_id: str = Field(description="The customer refunded.")
     amount_cents: int = Field(ge=0, description="Amount refunded, in cents.")
+
+
+class PaymentVoided(BaseModel):
+    """The order was cancelled before it was charged: nothing to refund, and no charge will come.
+
+    Payment's answer to `OrderCancelled` when the order was declined or never seen; an
+    `OrderCreated` for it arriving later (a replay) charges nothing.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    order_id: UUID = Field(description="The order.")

@@ -43,3 +43,13 @@ reservations = sa.Table(
     sa.CheckConstraint("status IN ('reserved', 'sold', 'released')", name="status_valid"),
 )
 """Units of one SKU held, sold or released for one order."""
+
+cancelled_orders = sa.Table(
+    "cancelled_orders",
+    metadata,
+    sa.Column("order_id", postgresql.UUID(as_uuid=True), primary_key=True),
+    sa.Column(
+        "cancelled_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
+)
+"""Orders inventory heard were cancelled: an OrderCreated for one of them reserves nothing."""

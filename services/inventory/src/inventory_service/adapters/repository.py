@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory_service.adapters.orm import products, reservations
+from inventory_service.adapters.orm import cancelled_orders, products, reservations
 from inventory_service.domain import model
 
 
@@ -95,6 +95,19 @@ def _values(product: model.Product) -> dict[str, object]:
         "version": product.version,
         "received": product.received,
     }
+
+
+async def add_cancelled_order(session: AsyncSession, order_id: UUID) -> None:
+    """Remember that the order was cancelled (again is fine)."""
+    await session.execute(
+        insert(cancelled_orders).values(order_id=order_id).on_conflict_do_nothing()
+    )
+
+
+async def is_cancelled(session: AsyncSession, order_id: UUID) -> bool:
+    """Whether inventory heard that the order was cancelled."""
+    query = sa.select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id)
+    return (await session.execute(query)).first() is not None
 
 
 async def lock_reservations(session: AsyncSession, order_id: UUID) -> list[model.Reservation]:

@@ -53,6 +53,8 @@ async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> 
     session, key = delivery.session, str(event.order_id)
     wanted = model.total_quantities((line.sku, line.quantity) for line in event.items)
     products = await repository.lock_products(session, wanted)
+    if await repository.is_cancelled(session, event.order_id):
+        return  # cancelled before it got here (a replay, a lost event): never hold stock for it
     if await repository.lock_reservations(session, event.order_id):
         return  # this order was reserved before
     decision = model.reserve_order(event.order_id, wanted, products)
@@ -71,26 +73,35 @@ async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> 
 
 
 async def on_order_confirmed(delivery: Delivery, event: order_v1.OrderConfirmed) -> None:
-    """Turn a confirmed order's held units into sold ones (publishes nothing)."""
+    """Turn a confirmed order's held units into sold ones; answer StockSold.
+
+    A repeat is answered too: the order service sends its decision again until it hears back.
+    """
     reservations = await repository.lock_reservations(delivery.session, event.order_id)
     products = await repository.lock_products(delivery.session, (r.sku for r in reservations))
     sold = model.sell_order(reservations, products)
-    if not sold:
-        return  # nothing was reserved, or it was sold before
     await repository.save_products(delivery.session, [products[r.sku] for r in sold])
     await repository.save_reservations(delivery.session, sold)
+    out = inventory_v1.StockSold(
+        order_id=event.order_id,
+        items=_lines([r for r in reservations if r.status is model.ReservationStatus.SOLD]),
+    )
+    await delivery.publish(Topic.INVENTORY_EVENTS, str(event.order_id), out)
 
 
 async def on_order_cancelled(delivery: Delivery, event: order_v1.OrderCancelled) -> None:
-    """Put a cancelled order's held or sold units back on hand; publish StockReleased."""
+    """Put a cancelled order's held or sold units back on hand; answer StockReleased.
+
+    Every OrderCancelled is answered, with no items when nothing was held, and a repeat
+    too: the order service sends its decision again until it hears back.
+    """
+    await repository.add_cancelled_order(delivery.session, event.order_id)
     reservations = await repository.lock_reservations(delivery.session, event.order_id)
     products = await repository.lock_products(delivery.session, (r.sku for r in reservations))
     released = model.release_order(reservations, products)
-    if not released:
-        return  # nothing was reserved, or it was released before
     await repository.save_products(delivery.session, [products[r.sku] for r in released])
     await repository.save_reservations(delivery.session, released)
-    out = inventory_v1.StockReleased(order_id=event.order_id, items=_lines(released))
+    out = inventory_v1.StockReleased(order_id=event.order_id, items=_lines(reservations))
     await delivery.publish(Topic.INVENTORY_EVENTS, str(event.order_id), out)
 
 

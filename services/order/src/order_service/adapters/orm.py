@@ -21,8 +21,15 @@ orders = sa.Table(
     sa.Column("request_fingerprint", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # When the decision still awaiting answers was last sent; NULL when none is awaited.
+    sa.Column("awaiting_since", sa.DateTime(timezone=True)),
     sa.Index(
         "ix_orders_pending_created_at", "created_at", postgresql_where=sa.text("status = 'PENDING'")
+    ),
+    sa.Index(
+        "ix_orders_awaiting_since",
+        "awaiting_since",
+        postgresql_where=sa.text("awaiting_since IS NOT NULL"),
     ),
     # GET /v1/orders walks orders in creation order (keyset pagination).
     sa.Index("ix_orders_created_at_order_id", "created_at", "order_id"),

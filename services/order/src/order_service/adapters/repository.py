@@ -37,6 +37,7 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
         reason=Reason(row.reason) if row.reason else None,
         payment=Outcome(row.payment) if row.payment else None,
         stock=Outcome(row.stock) if row.stock else None,
+        awaiting_since=row.awaiting_since,
         history=[Step(r.step, r.at, r.detail) for r in steps],
     )
 
@@ -140,6 +141,7 @@ async def update(session: AsyncSession, order: Order, now: datetime) -> None:
             reason=order.reason.value if order.reason else None,
             payment=order.payment.value if order.payment else None,
             stock=order.stock.value if order.stock else None,
+            awaiting_since=order.awaiting_since,
             updated_at=now,
         )
     )
@@ -170,19 +172,27 @@ async def find_by_idempotency_key(session: AsyncSession, key: str) -> tuple[UUID
     return (row.order_id, row.request_fingerprint) if row else None
 
 
-async def pending_before(session: AsyncSession, deadline: datetime, limit: int) -> list[UUID]:
-    """Ids of orders still PENDING that were created before `deadline`, locked.
+async def overdue(session: AsyncSession, deadline: datetime, limit: int) -> list[UUID]:
+    """Ids of up to `limit` orders overdue at `deadline`, locked, the oldest first: orders
+    still PENDING created before it, then orders awaiting answers to a decision sent before it.
 
     SKIP LOCKED leaves orders that a consumer or a request holds right now to the next sweep.
     """
-    rows = await session.execute(
-        sa.select(orders.c.order_id)
-        .where(orders.c.status == Status.PENDING.value, orders.c.created_at < deadline)
-        .order_by(orders.c.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(rows.scalars())
+    found: list[UUID] = []
+    for late in (
+        sa.and_(orders.c.status == Status.PENDING.value, orders.c.created_at < deadline),
+        orders.c.awaiting_since < deadline,
+    ):
+        if len(found) < limit:
+            rows = await session.execute(
+                sa.select(orders.c.order_id)
+                .where(late)
+                .order_by(orders.c.created_at)
+                .limit(limit - len(found))
+                .with_for_update(skip_locked=True)
+            )
+            found += rows.scalars()
+    return found
 
 
 async def products(session: AsyncSession, skus: Iterable[str]) -> dict[str, Product]:

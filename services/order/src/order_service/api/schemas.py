@@ -51,6 +51,10 @@ class OrderOut(BaseModel):
     total_cents: int
     items: list[OrderItemOut]
     history: list[StepOut]
+    awaiting: list[str] = Field(
+        description="Services (`payment`, `inventory`) that have not yet answered the order's "
+        "decision, which is sent again until they do; empty once the saga is over."
+    )
 
     @classmethod
     def of(cls, order: Order) -> "OrderOut":
@@ -62,6 +66,7 @@ class OrderOut(BaseModel):
             total_cents=order.total_cents,
             items=[OrderItemOut(**vars(line)) for line in order.lines],
             history=[StepOut(step=s.step, at=s.at, **s.detail) for s in order.timeline],
+            awaiting=[who.value for who in order.awaiting],
         )
 
 

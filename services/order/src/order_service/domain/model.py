@@ -4,6 +4,12 @@ Payment and inventory answer in any order. The order confirms when both succeede
 cancels as soon as either failed, and once it is terminal it only records what
 arrives late (compensation of late successes is the other services' job: they
 react to OrderCancelled).
+
+Each decision is answered in turn: inventory answers OrderConfirmed with StockSold;
+payment answers OrderCancelled with PaymentRefunded or PaymentVoided, inventory with
+StockReleased. Until both have, the order is `awaiting` them and the decision is sent
+again now and then: a broker that loses an acknowledged event (the in-memory one of the
+local stack, on restart) cannot leave a charge or a reservation behind.
 """
 
 from dataclasses import dataclass, field
@@ -31,6 +37,29 @@ class Outcome(StrEnum):
 
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+
+
+class Participant(StrEnum):
+    """A service that acts on the order's decisions."""
+
+    PAYMENT = "payment"
+    INVENTORY = "inventory"
+
+
+DECISIONS: dict[Status, str] = {
+    Status.CONFIRMED: "OrderConfirmed",
+    Status.CANCELLED: "OrderCancelled",
+}
+"""The step, and the event, by which the order tells the participants its outcome."""
+
+ANSWERS: dict[Status, dict[Participant, frozenset[str]]] = {
+    Status.CONFIRMED: {Participant.INVENTORY: frozenset({"StockSold"})},
+    Status.CANCELLED: {
+        Participant.PAYMENT: frozenset({"PaymentRefunded", "PaymentVoided"}),
+        Participant.INVENTORY: frozenset({"StockReleased"}),
+    },
+}
+"""Who must answer each decision, and the steps that count as their answer."""
 
 
 class OrderError(Exception):
@@ -95,6 +124,8 @@ class Order:
     reason: Reason | None = None
     payment: Outcome | None = None
     stock: Outcome | None = None
+    awaiting_since: datetime | None = None
+    """When the decision still awaiting answers was last sent; None when none is awaited."""
     history: list[Step] = field(default_factory=list)
     new_steps: list[Step] = field(default_factory=list)
     """Steps recorded since the order was loaded; the repository saves them."""
@@ -113,8 +144,33 @@ class Order:
     def timeline(self) -> list[Step]:
         return self.history + self.new_steps
 
+    @property
+    def decision(self) -> str | None:
+        """`OrderConfirmed` or `OrderCancelled` once the order is terminal, else None."""
+        return DECISIONS.get(self.status)
+
+    @property
+    def awaiting(self) -> list[Participant]:
+        """The participants that have not answered the order's decision yet."""
+        if self.decision is None:
+            return []
+        steps = [s.step for s in self.timeline]
+        since = set(steps[steps.index(self.decision) :])
+        return [who for who, answers in ANSWERS[self.status].items() if not answers & since]
+
     def record(self, step: str, now: datetime, **detail: Any) -> None:
         self.new_steps.append(Step(step, now, detail))
+
+    def answered(self, step: str, now: datetime, **detail: Any) -> None:
+        """A participant carried out a decision: refunded, voided, released or sold.
+
+        Answers to a decision sent again repeat the first: only the first is recorded.
+        """
+        if any(s.step == step for s in self.timeline):
+            return
+        self.record(step, now, **detail)
+        if not self.awaiting:
+            self.awaiting_since = None
 
     def payment_answered(self, outcome: Outcome, now: datetime, **detail: Any) -> None:
         """Payment charged the customer or declined."""
@@ -138,13 +194,17 @@ class Order:
             raise AlreadyCancelled(self.order_id)
         self.status, self.reason = Status.CANCELLED, reason
         self.record("OrderCancelled", now, reason=reason.value)
+        self.awaiting_since = now
 
-    def time_out(self, now: datetime) -> bool:
-        """Cancel with TIMEOUT if still pending; return whether it did."""
-        if self.status is not Status.PENDING:
-            return False
-        self.cancel(Reason.TIMEOUT, now)
-        return True
+    def overdue(self, now: datetime) -> None:
+        """Answers did not come in time: a pending order times out, a decision goes out again."""
+        if self.status is Status.PENDING:
+            self.cancel(Reason.TIMEOUT, now)
+        elif awaiting := self.awaiting:
+            # The step `DecisionResent` publishes the decision again (a new event id).
+            who = [participant.value for participant in awaiting]
+            self.record("DecisionResent", now, decision=self.decision, awaiting=who)
+            self.awaiting_since = now
 
     def _answer(self, step: str, now: datetime, detail: dict[str, Any]) -> None:
         if self.status is not Status.PENDING:
@@ -159,3 +219,4 @@ class Order:
         elif self.payment is Outcome.SUCCEEDED and self.stock is Outcome.SUCCEEDED:
             self.status = Status.CONFIRMED
             self.record("OrderConfirmed", now)
+            self.awaiting_since = now

@@ -145,17 +145,18 @@ async def cancel_order(
     return order
 
 
-async def time_out_stale_orders(
+async def chase_overdue_orders(
     sessions: async_sessionmaker[AsyncSession], outbox: Outbox, timeout: timedelta
 ) -> int:
-    """Cancel orders PENDING for longer than `timeout`; return how many."""
+    """Time out orders PENDING for longer than `timeout`, and send again the decisions
+    that have waited that long for an answer; return how many orders it touched."""
     now = _now()
     async with sessions.begin() as session:
-        ids = await repository.pending_before(session, now - timeout, limit=200)
+        ids = await repository.overdue(session, now - timeout, limit=200)
         for order_id in ids:
             order = await repository.get(session, order_id)
-            assert order is not None  # pending_before locked it
-            order.time_out(now)
+            assert order is not None  # overdue() locked it
+            order.overdue(now)
             await _save(order, session, partial(outbox.add, session))
     return len(ids)
 
@@ -190,12 +191,20 @@ async def on_payment_refunded(delivery: Delivery, event: payment.PaymentRefunded
     await _answer(
         delivery,
         event.order_id,
-        lambda o: o.record("PaymentRefunded", _now(), amount_cents=event.amount_cents),
+        lambda o: o.answered("PaymentRefunded", _now(), amount_cents=event.amount_cents),
     )
 
 
+async def on_payment_voided(delivery: Delivery, event: payment.PaymentVoided) -> None:
+    await _answer(delivery, event.order_id, lambda o: o.answered("PaymentVoided", _now()))
+
+
 async def on_stock_released(delivery: Delivery, event: inventory.StockReleased) -> None:
-    await _answer(delivery, event.order_id, lambda o: o.record("StockReleased", _now()))
+    await _answer(delivery, event.order_id, lambda o: o.answered("StockReleased", _now()))
+
+
+async def on_stock_sold(delivery: Delivery, event: inventory.StockSold) -> None:
+    await _answer(delivery, event.order_id, lambda o: o.answered("StockSold", _now()))
 
 
 async def on_product_updated(delivery: Delivery, event: inventory.ProductUpdated) -> None:
@@ -233,6 +242,9 @@ async def _publish(order: Order, events: list[BaseModel], publish: Publish) -> N
 
 def _integration_event(order: Order, step: str) -> BaseModel | None:
     """Translate a step of the order into the event other services act on, if it is one."""
+    if step == "DecisionResent":
+        assert order.decision is not None
+        step = order.decision
     if step == "OrderCreated":
         return order_events.OrderCreated(
             order_id=order.order_id,

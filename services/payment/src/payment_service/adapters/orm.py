@@ -38,3 +38,13 @@ payments = sa.Table(
     sa.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
 )
 """Charges and refunds, at most one of each per order."""
+
+cancelled_orders = sa.Table(
+    "cancelled_orders",
+    metadata,
+    sa.Column("order_id", postgresql.UUID(as_uuid=True), primary_key=True),
+    sa.Column(
+        "cancelled_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
+)
+"""Orders payment heard were cancelled: an OrderCreated for one of them charges nothing."""

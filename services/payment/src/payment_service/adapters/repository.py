@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payment_service.adapters.orm import accounts, payments
+from payment_service.adapters.orm import accounts, cancelled_orders, payments
 from payment_service.domain.model import Account, AccountSummary, Payment, PaymentKind
 
 
@@ -73,6 +73,19 @@ async def add_payment(session: AsyncSession, payment: Payment) -> None:
             created_at=payment.created_at,
         )
     )
+
+
+async def add_cancelled_order(session: AsyncSession, order_id: uuid.UUID) -> None:
+    """Remember that the order was cancelled (again is fine)."""
+    await session.execute(
+        insert(cancelled_orders).values(order_id=order_id).on_conflict_do_nothing()
+    )
+
+
+async def is_cancelled(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Whether payment heard that the order was cancelled."""
+    query = sa.select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id)
+    return (await session.execute(query)).first() is not None
 
 
 async def payments_for_order(

@@ -116,6 +116,11 @@ def already_charged(payments: Sequence[Payment]) -> bool:
     return any(p.kind is PaymentKind.CHARGE for p in payments)
 
 
+def refund_of(payments: Sequence[Payment]) -> Payment | None:
+    """The order's refund, if it was refunded."""
+    return next((p for p in payments if p.kind is PaymentKind.REFUND), None)
+
+
 def refundable_charge(payments: Sequence[Payment]) -> Payment | None:
     """The order's charge if it still has to be refunded, else None.
 
@@ -123,8 +128,7 @@ def refundable_charge(payments: Sequence[Payment]) -> Payment | None:
     already made: compensation is idempotent and safe when there is nothing to undo.
     """
     charge = next((p for p in payments if p.kind is PaymentKind.CHARGE), None)
-    refunded = any(p.kind is PaymentKind.REFUND for p in payments)
-    return None if charge is None or refunded else charge
+    return None if charge is None or refund_of(payments) else charge
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ from payment_service.adapters import repository
 from payment_service.domain import model
 from shared_contracts import Topic
 from shared_contracts.order.v1 import OrderCancelled, OrderCreated
-from shared_contracts.payment.v1 import PaymentFailed, PaymentRefunded, PaymentSucceeded
+from shared_contracts.payment.v1 import (
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+    PaymentVoided,
+)
 
 
 async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
@@ -24,6 +29,8 @@ async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
     # Lock the account first: concurrent charges of one customer then run one at a
     # time, so each sees the balance and the charges the previous one committed.
     account = await repository.get_account(session, event.customer_id, for_update=True)
+    if await repository.is_cancelled(session, event.order_id):
+        return  # cancelled before it got here (a replay, a lost event): never charge it
     if model.already_charged(await repository.payments_for_order(session, event.order_id)):
         return
     key = str(event.order_id)
@@ -45,24 +52,35 @@ async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
 
 
 async def on_order_cancelled(delivery: Delivery, event: OrderCancelled) -> None:
-    """Refund the order's charge if there is one not yet refunded; otherwise do nothing."""
+    """Refund the order's charge, once; answer PaymentRefunded, or PaymentVoided if none.
+
+    Every OrderCancelled is answered, a repeat too: the order service sends its decision
+    again until it hears back, in case an event was lost on the way.
+    """
     session = delivery.session
+    await repository.add_cancelled_order(session, event.order_id)
     # Locking the order's payment rows makes two refunds of one order run one at a time.
     payments = await repository.payments_for_order(session, event.order_id, for_update=True)
+    refund = model.refund_of(payments)
     charge = model.refundable_charge(payments)
-    if charge is None:
-        return
-    account = await repository.get_account(session, charge.customer_id, for_update=True)
-    if account is None:
-        # Accounts are never deleted, so this is a broken database: fail loudly (retry, DLQ).
-        raise model.AccountMismatch(f"account {charge.customer_id} of a charge is missing")
-    refund = account.refund(charge, at=datetime.now(UTC))
-    await repository.save_balance(session, account)
-    await repository.add_payment(session, refund)
-    refunded = PaymentRefunded(
-        order_id=refund.order_id, customer_id=refund.customer_id, amount_cents=refund.amount_cents
+    if charge is not None:
+        account = await repository.get_account(session, charge.customer_id, for_update=True)
+        if account is None:
+            # Accounts are never deleted, so this is a broken database: fail loudly (retry, DLQ).
+            raise model.AccountMismatch(f"account {charge.customer_id} of a charge is missing")
+        refund = account.refund(charge, at=datetime.now(UTC))
+        await repository.save_balance(session, account)
+        await repository.add_payment(session, refund)
+    answer: PaymentRefunded | PaymentVoided = (
+        PaymentVoided(order_id=event.order_id)
+        if refund is None
+        else PaymentRefunded(
+            order_id=refund.order_id,
+            customer_id=refund.customer_id,
+            amount_cents=refund.amount_cents,
+        )
     )
-    await delivery.publish(Topic.PAYMENT_EVENTS, str(event.order_id), refunded)
+    await delivery.publish(Topic.PAYMENT_EVENTS, str(event.order_id), answer)
 
 
 async def set_balance(
