@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from chassis.app import create_service_app
 from chassis.consumer import Handler
 from chassis.runtime import Runtime
-from order_service.api import routes
+from order_service.api import routes, v2
 from order_service.domain.model import AlreadyCancelled, UnknownSkus
 from order_service.service_layer import handlers
 from order_service.settings import Settings
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         "order",
         settings,
-        routers=[routes.router],
+        routers=[routes.router, v2.router],
         handlers=HANDLERS,
         topics=[Topic.PAYMENT_EVENTS, Topic.INVENTORY_EVENTS, Topic.PRODUCT_EVENTS],
         background=[sweep_overdue],
@@ -67,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for error in ERROR_STATUS:
         app.add_exception_handler(error, domain_error)
+    app.add_middleware(v2.MarkV1Deprecated)
     return app

@@ -1,4 +1,8 @@
-"""The order API: place, read and cancel orders; read the catalog replica."""
+"""The order API, version 1: place, read and cancel orders; read the catalog replica.
+
+The order operations are deprecated in favour of version 2 (`api/v2.py`), which
+renames `customer_id` to `buyer_id`; they keep working unchanged.
+"""
 
 from typing import Annotated
 from uuid import UUID
@@ -25,7 +29,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/orders", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/orders", status_code=status.HTTP_202_ACCEPTED, deprecated=True)
 async def place_order(
     body: PlaceOrderIn, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
 ) -> OrderOut:
@@ -42,7 +46,7 @@ async def place_order(
     return OrderOut.of(order)
 
 
-@router.get("/orders")
+@router.get("/orders", deprecated=True)
 async def list_orders(
     runtime: RuntimeDep,
     order_status: Annotated[
@@ -75,13 +79,13 @@ async def list_orders(
     return OrderPageOut(orders=[OrderSummaryOut.of(o) for o in orders], next=next_cursor)
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", deprecated=True)
 async def get_order(order_id: UUID, runtime: RuntimeDep) -> OrderOut:
     """The order with its status, reason and saga history."""
     return OrderOut.of(await handlers.get_order(runtime.sessions, order_id))
 
 
-@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, deprecated=True)
 async def cancel_order(order_id: UUID, runtime: RuntimeDep) -> OrderOut:
     """Cancel a PENDING or CONFIRMED order; refund and restock follow. 409 if already cancelled."""
     return OrderOut.of(await handlers.cancel_order(runtime.sessions, runtime.outbox, order_id))
