@@ -67,8 +67,11 @@ dlq-replay: install ## re-publish a DLQ's new records: make dlq-replay TOPIC=ord
 	@test -n "$(TOPIC)" || { echo "error: set TOPIC, e.g. make dlq-replay TOPIC=orders.events"; exit 1; }
 	@$(BIN)/python -m devstack dlq replay $(TOPIC) $(if $(CONSUMER),--consumer $(CONSUMER))
 
-contracts: install ## regenerate shared-contracts/schemas from the pydantic models
+contracts: install ## regenerate the event schemas and each service's openapi.json from the code
 	$(BIN)/python shared-contracts/generate_schemas.py
+	@for svc in order inventory payment; do \
+		$(BIN)/python -m chassis.openapi $$svc services/$$svc/openapi.json || exit 1; \
+	done
 
 invariants: install ## check a running stack (make up) over HTTP; exit 1 on any violation
 	@$(BIN)/python -m devstack invariants --settle $(or $(SETTLE),0)
