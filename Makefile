@@ -32,7 +32,7 @@ up: install ## run the whole system locally in the foreground (Ctrl-C stops it)
 demo: install ## fresh stack, workshop scenarios, report, stop
 	@$(BIN)/python -m devstack demo
 
-test: install lint typecheck ## everything CI runs: lint, types, unit, integration, end-to-end
+test: install lint typecheck contracts-check ## everything CI runs: lint, types, contracts gate, unit, integration, end-to-end
 	$(BIN)/pytest
 
 test-unit: install ## fast tests without I/O
@@ -67,11 +67,18 @@ dlq-replay: install ## re-publish a DLQ's new records: make dlq-replay TOPIC=ord
 	@test -n "$(TOPIC)" || { echo "error: set TOPIC, e.g. make dlq-replay TOPIC=orders.events"; exit 1; }
 	@$(BIN)/python -m devstack dlq replay $(TOPIC) $(if $(CONSUMER),--consumer $(CONSUMER))
 
-contracts: install ## regenerate the event schemas and each service's openapi.json from the code
+contracts: install ## regenerate the event schemas, asyncapi.yaml and each service's openapi.json from the code
 	$(BIN)/python shared-contracts/generate_schemas.py
 	@for svc in order inventory payment; do \
 		$(BIN)/python -m chassis.openapi $$svc services/$$svc/openapi.json || exit 1; \
 	done
+
+.PHONY: contracts-check contracts-release
+contracts-check: install ## fail on an event-schema change that breaks a consumer of the last release
+	$(BIN)/python shared-contracts/check_compat.py
+
+contracts-release: contracts ## make the current event schemas the released set (refuses a breaking change)
+	$(BIN)/python shared-contracts/check_compat.py release
 
 invariants: install ## check a running stack (make up) over HTTP; exit 1 on any violation
 	@$(BIN)/python -m devstack invariants --settle $(or $(SETTLE),0)

@@ -1,20 +1,23 @@
-import importlib.util
-from pathlib import Path
+from types import ModuleType
 
 import shared_contracts
 
-_spec = importlib.util.spec_from_file_location(
-    "generate_schemas", Path(__file__).parents[1] / "generate_schemas.py"
-)
-assert _spec and _spec.loader
-generate_schemas = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(generate_schemas)
 
-
-def test_committed_schemas_match_the_models() -> None:
-    expected = generate_schemas.render()
-    committed = {p.name: p.read_text() for p in generate_schemas.SCHEMA_DIR.glob("*.json")}
-    assert committed == expected, "schemas drifted from the models: run `make contracts`"
+def test_committed_contracts_match_the_models(generate_schemas: ModuleType) -> None:
+    expected: dict[str, str] = generate_schemas.render()
+    root = generate_schemas.ROOT
+    committed = {
+        f"schemas/{p.name}": p.read_text() for p in generate_schemas.SCHEMA_DIR.glob("*.json")
+    }
+    committed["asyncapi.yaml"] = generate_schemas.ASYNCAPI.read_text()
+    drifted = sorted(
+        name
+        for name in expected.keys() | committed.keys()
+        if expected.get(name) != committed.get(name)
+    )
+    assert not drifted, (
+        f"{drifted} in {root} drifted from the models or the consumers' expectations: run `make contracts`"
+    )
 
 
 def test_exported_members_are_pinned() -> None:
@@ -22,6 +25,7 @@ def test_exported_members_are_pinned() -> None:
         "ALL_TOPICS",
         "EVENTS_BY_TOPIC",
         "PAYLOADS",
+        "PRODUCERS",
         "Envelope",
         "Topic",
     ]

@@ -2,6 +2,6 @@
 
 from shared_contracts.envelope import Envelope
 from shared_contracts.registry import EVENTS_BY_TOPIC, PAYLOADS
-from shared_contracts.topics import ALL_TOPICS, Topic
+from shared_contracts.topics import ALL_TOPICS, PRODUCERS, Topic
 
-__all__ = ["ALL_TOPICS", "EVENTS_BY_TOPIC", "PAYLOADS", "Envelope", "Topic"]
+__all__ = ["ALL_TOPICS", "EVENTS_BY_TOPIC", "PAYLOADS", "PRODUCERS", "Envelope", "Topic"]

@@ -17,5 +17,13 @@ class Topic(StrEnum):
         return f"{self.value}.dlq"
 
 
+PRODUCERS: dict[Topic, str] = {
+    Topic.ORDER_EVENTS: "order",
+    Topic.PAYMENT_EVENTS: "payment",
+    Topic.INVENTORY_EVENTS: "inventory",
+    Topic.PRODUCT_EVENTS: "inventory",
+}
+"""The one service that publishes on each topic (the `producer` of its envelopes)."""
+
 ALL_TOPICS: tuple[str, ...] = tuple(name for t in Topic for name in (t.value, t.dlq))
 """Every topic the system uses, dead-letter topics included, for provisioning."""

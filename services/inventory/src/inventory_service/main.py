@@ -3,10 +3,21 @@
 from fastapi import FastAPI
 
 from chassis.app import create_service_app
+from chassis.consumer import Handler
 from inventory_service.api import routes
 from inventory_service.service_layer import handlers
 from inventory_service.settings import Settings
 from shared_contracts import Topic
+
+HANDLERS: dict[str, Handler] = {
+    "OrderCreated": handlers.on_order_created,
+    "OrderConfirmed": handlers.on_order_confirmed,
+    "OrderCancelled": handlers.on_order_cancelled,
+}
+"""The events inventory applies; `contracts/consumes.yaml` declares what they read of each."""
+
+TOPICS = [Topic.ORDER_EVENTS]
+"""The topics inventory's consumer group subscribes to."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -15,10 +26,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="inventory",
         settings=settings or Settings(),
         routers=[routes.router],
-        handlers={
-            "OrderCreated": handlers.on_order_created,
-            "OrderConfirmed": handlers.on_order_confirmed,
-            "OrderCancelled": handlers.on_order_cancelled,
-        },
-        topics=[Topic.ORDER_EVENTS],
+        handlers=HANDLERS,
+        topics=TOPICS,
     )

@@ -29,6 +29,10 @@ HANDLERS: dict[str, Handler] = {
     "StockSold": handlers.on_stock_sold,
     "ProductUpdated": handlers.on_product_updated,
 }
+"""The events the order service applies; `contracts/consumes.yaml` declares what they read."""
+
+TOPICS = [Topic.PAYMENT_EVENTS, Topic.INVENTORY_EVENTS, Topic.PRODUCT_EVENTS]
+"""The topics the order service's consumer group subscribes to."""
 
 ERROR_STATUS: dict[type[Exception], int] = {
     UnknownSkus: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -58,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         routers=[routes.router, v2.router],
         handlers=HANDLERS,
-        topics=[Topic.PAYMENT_EVENTS, Topic.INVENTORY_EVENTS, Topic.PRODUCT_EVENTS],
+        topics=TOPICS,
         background=[sweep_overdue],
     )
 

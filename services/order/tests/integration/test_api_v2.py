@@ -6,7 +6,10 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-DEPRECATION_HEADERS = {"deprecation": "@1795305600", "link": '</v2/orders>; rel="successor-version"'}
+DEPRECATION_HEADERS = {
+    "deprecation": "@1795305600",
+    "link": '</v2/orders>; rel="successor-version"',
+}
 
 
 def deprecation(response) -> dict[str, str]:

@@ -180,11 +180,15 @@ async def test_a_cancelled_order_is_refunded_once(sessions, deliver, outbox_even
     topic, key, refunded = events[1]
     assert (topic, key) == (Topic.PAYMENT_EVENTS, str(event.order_id))
     assert (refunded.causation_id, events[2][2].causation_id) == (cause.event_id, again.event_id)
-    assert refunded.payload == events[2][2].payload == {
-        "order_id": str(event.order_id),
-        "customer_id": customer,
-        "amount_cents": 700,
-    }
+    assert (
+        refunded.payload
+        == events[2][2].payload
+        == {
+            "order_id": str(event.order_id),
+            "customer_id": customer,
+            "amount_cents": 700,
+        }
+    )
 
 
 async def test_a_refund_goes_to_the_current_balance(sessions, deliver, customer):
