@@ -22,6 +22,7 @@ from .faults import (
     ServiceDownPastTimeout,
 )
 from .harness import Fault, run_scenario
+from .scaling import ScaleOutAndKill
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
 
@@ -33,6 +34,7 @@ FAULTS: list[Fault] = [
     GracefulShutdown(),
     DatabaseOutage(),
     BrokerRestart(),
+    ScaleOutAndKill(),
 ]
 """The scenarios, in the order of docs/reliability.md. Add a `Fault` here to add one."""
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import asyncpg
+import httpx
 import pytest
 
 from devstack.errors import DevstackError
@@ -142,3 +143,61 @@ def test_up_reports_a_taken_port_in_one_line():
     assert result.stderr == (
         f"error: port {port} is already in use (order service); set ORDER_PORT to another port\n"
     )
+
+
+FAKE_SERVICE = """
+import http.server, os
+
+class Pid(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = str(os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PAYMENT_PORT"])), Pid).serve_forever()
+"""
+"""A stand-in for `python -m payment_service`: answers every GET with its pid."""
+
+
+@pytest.mark.integration
+def test_more_instances_of_a_service_run_side_by_side_and_stop_with_the_stack(
+    tmp_path, monkeypatch
+):
+    package = tmp_path / "services" / "payment" / "payment_service"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(FAKE_SERVICE)
+    monkeypatch.setattr(Stack, "_create_topics", lambda _: None)
+    stack = Stack(
+        tmp_path / "stack",
+        repo_root=tmp_path,
+        services=("payment",),
+        free_ports=True,
+        environ={
+            **os.environ,
+            "PAYMENT_DATABASE_URL": "postgresql+asyncpg://p:p@127.0.0.1:1/p",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        },
+    )
+    pids: list[int] = []
+    try:
+        stack.start_infrastructure()
+        stack.start_services()
+        names = ["payment", stack.start_instance("payment"), stack.start_instance("payment")]
+        assert names == ["payment", "payment-2", "payment-3"]
+        for name in names:
+            pids.append(stack.pid(name))
+            assert httpx.get(stack.url(name)).text == str(pids[-1])
+            assert stack.log_path(name).name == f"{name}.log"
+        assert len({stack.url(name) for name in names}) == 3
+
+        stack.kill("payment-2")
+        assert process_gone(pids[1])
+        stack.start_service("payment-2")  # back on its own port
+        pids.append(stack.pid("payment-2"))
+        assert httpx.get(stack.url("payment-2")).text == str(pids[-1])
+    finally:
+        stack.stop()
+    assert all(process_gone(pid) for pid in pids)

@@ -166,6 +166,8 @@ class Stack:
         self._broker: Broker | None = None
         self._bootstrap = self.environ.get(BOOTSTRAP_ENV, "")
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._instances: dict[str, tuple[str, int]] = {}
+        """Extra instances started by `start_instance`: name -> (service, HTTP port)."""
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -221,9 +223,9 @@ class Stack:
         closed stdout), fails; the first such error is raised once all are stopped.
         """
         actions: list[tuple[str, Callable[[], object]]] = [
-            (f"stopping {svc} service", functools.partial(self.stop_service, svc))
-            for svc in reversed(self.services)
-            if svc in self._procs
+            (f"stopping {name} service", functools.partial(self.stop_service, name))
+            for name in [*reversed(self._instances), *reversed(self.services)]
+            if name in self._procs
         ]
         if self._broker is not None:
             actions.append(("stopping broker", self._broker.stop))
@@ -247,8 +249,8 @@ class Stack:
     # -- what tests use ---------------------------------------------------------------
 
     def url(self, svc: str) -> str:
-        """The base HTTP URL of a service, e.g. `http://127.0.0.1:8001`."""
-        return f"http://127.0.0.1:{self.ports.services[svc]}"
+        """The base HTTP URL of a service or instance, e.g. `http://127.0.0.1:8001`."""
+        return f"http://127.0.0.1:{self._service_and_port(svc)[1]}"
 
     def database_url(self, svc: str) -> str:
         """The SQLAlchemy URL the service uses (its own role and database)."""
@@ -285,17 +287,38 @@ class Stack:
             broker.start()
         self._create_topics()
 
+    def pid(self, svc: str) -> int:
+        """The process id of a running service, e.g. to read its memory from /proc."""
+        proc = self._procs.get(svc)
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{svc} service is not running")
+        return proc.pid
+
     def log_path(self, svc: str) -> Path:
-        """The log file a service's stdout and stderr go to (appended across restarts)."""
+        """The log file a service's (or instance's) output goes to, appended across restarts."""
         return self.base_dir / "logs" / f"{svc}.log"
 
     def start_service(self, svc: str) -> None:
-        """(Re)start one service process and wait until it is ready."""
+        """(Re)start one service process, or an instance by name, and wait until it is ready."""
         self._spawn_service(svc)
         self._wait_ready(svc)
 
+    def start_instance(self, svc: str) -> str:
+        """Start one more process of `svc` and wait until it is ready; return its name.
+
+        The instance is named `<svc>-2`, `<svc>-3`, ...: it uses the service's database
+        and consumer group (so the group shares the topics' partitions among all
+        instances), has its own free HTTP port and log file, and answers to its name
+        in `url`, `log_path`, `kill`, `stop_service` and `start_service`.
+        """
+        number = 2 + sum(instance == svc for instance, _ in self._instances.values())
+        name = f"{svc}-{number}"
+        self._instances[name] = (svc, free_port())
+        self.start_service(name)
+        return name
+
     def stop_service(self, svc: str, timeout: float = 10.0) -> int | None:
-        """SIGTERM a service (graceful shutdown), SIGKILL after `timeout` s.
+        """SIGTERM a service or instance (graceful shutdown), SIGKILL after `timeout` s.
 
         Returns its exit status (None if it was not running).
         """
@@ -305,7 +328,7 @@ class Stack:
         return _process.stop_process(proc, signal.SIGTERM, timeout)
 
     def kill(self, svc: str) -> None:
-        """SIGKILL a service, as a crash would; `start_service` brings it back."""
+        """SIGKILL a service or instance, as a crash would; `start_service` brings it back."""
         proc = self._procs.pop(svc, None)
         if proc is not None:
             _process.kill_process(proc)
@@ -384,19 +407,24 @@ class Stack:
                 detail=_process.log_tail(log_path),
             )
 
-    def _spawn_service(self, svc: str) -> None:
-        if svc in self._procs and self._procs[svc].poll() is None:
-            raise RuntimeError(f"{svc} service is already running")
+    def _service_and_port(self, name: str) -> tuple[str, int]:
+        """The service a process name runs and its HTTP port (a service is its own first instance)."""
+        return self._instances.get(name) or (name, self.ports.services[name])
+
+    def _spawn_service(self, name: str) -> None:
+        if name in self._procs and self._procs[name].poll() is None:
+            raise RuntimeError(f"{name} service is already running")
+        svc, port = self._service_and_port(name)
         env = service_env(
             svc,
             self.environ,
             database_url=self._database_urls[svc],
-            port=self.ports.services[svc],
+            port=port,
             bootstrap=self._bootstrap,
             extra=self.extra_env,
         )
-        with self.log_path(svc).open("ab") as log:
-            self._procs[svc] = subprocess.Popen(
+        with self.log_path(name).open("ab") as log:
+            self._procs[name] = subprocess.Popen(
                 [self.python, "-m", f"{svc}_service"],
                 cwd=self.repo_root / "services" / svc,
                 env=env,

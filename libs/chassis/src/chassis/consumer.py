@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -44,6 +45,12 @@ CONSUMED = Counter("events_consumed_total", "Events applied", ["topic", "event_t
 DUPLICATES = Counter("events_duplicate_total", "Redelivered events skipped", ["topic"])
 RETRIED = Counter("events_retried_total", "Failed attempts that were retried", ["topic"])
 DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a DLQ", ["topic"])
+ASSIGNED = Gauge(
+    "consumer_assigned_partitions", "Partitions of a topic this process consumes now", ["topic"]
+)
+
+HANDOVER_SECONDS = 5.0
+"""How long a revocation waits for the event in hand before the group moves on without it."""
 
 # SQLSTATE classes that say "try again": connection, rollback (serialization,
 # deadlock), insufficient resources, operator intervention (server shutting down).
@@ -91,6 +98,13 @@ class InboxConsumer:
     redelivers events that the inbox then ignores. Transient failures (database or
     network down) are retried forever with backoff; any other failure is retried
     `max_attempts` times, then the event goes to `<topic>.dlq` and the partition moves on.
+
+    Instances of a service share group `name`, so each gets some of the partitions. On
+    a rebalance the group first revokes every partition: the loop abandons the rest
+    of its batch, the revocation waits (up to `HANDOVER_SECONDS`) for the event in
+    hand and commits the offsets of everything applied, and only then may a new owner
+    start reading. An event still in hand after that wait is applied by whichever of
+    the two commits first; the other finds it in the inbox and skips it.
     """
 
     def __init__(
@@ -114,12 +128,20 @@ class InboxConsumer:
         self._outbox = outbox
         self._producer = producer
         self._max_attempts = max_attempts
+        self._client: AIOKafkaConsumer | None = None
+        self._in_hand = asyncio.Lock()
+        """Held while one event is applied and its offset noted."""
+        self._applied: dict[TopicPartition, int] = {}
+        """The batch in hand's offsets to commit: the one after the last event applied."""
+        self._generation = 0
+        """Bumped by every revocation: a batch fetched before it is abandoned."""
+        self._count_assigned(set())
 
     async def run(self) -> None:
         """Consume until `stop()`, reconnecting with backoff whenever the client fails."""
         backoff = Backoff()
         while not self._stopping.is_set():
-            consumer = await self._connect()
+            self._client = consumer = await self._connect()
             try:
                 await self._consume(consumer)
             except Exception:
@@ -127,7 +149,8 @@ class InboxConsumer:
                 log.warning("consumer failed; reconnecting in %.1fs", delay, exc_info=True)
                 await asyncio.sleep(delay)
             finally:
-                self.connected = False
+                self.connected, self._client, self._applied = False, None, {}
+                self._count_assigned(set())
                 await consumer.stop()
 
     def stop(self) -> None:
@@ -137,20 +160,57 @@ class InboxConsumer:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=500)
+            generation = self._generation
+            applied: dict[TopicPartition, int] = {}
+            self._applied = applied
             for partition, records in batches.items():
-                applied = 0
                 for record in records:
-                    if self._stopping.is_set():
-                        break  # the rest is redelivered after restart
-                    await self.handle(record)
-                    applied += 1
-                if applied:
-                    await self._commit(consumer, {partition: records[applied - 1].offset + 1})
+                    if self._stopping.is_set() or self._generation != generation:
+                        break  # the rest is redelivered: after restart, or to the next owner
+                    async with self._in_hand:
+                        await self.handle(record)
+                        applied[partition] = record.offset + 1
+                if self._generation != generation:
+                    break  # revoked: the revocation commits what was applied
+                if partition in applied:
+                    await self._commit(consumer, {partition: applied.pop(partition)})
+
+    async def _hand_over(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: stop the batch, finish the event in hand, commit what was applied."""
+        self._generation += 1
+        self._count_assigned(set())
+        if revoked:
+            log.info("group %s: revoked %s", self.name, _describe(revoked))
+        try:
+            async with asyncio.timeout(HANDOVER_SECONDS), self._in_hand:
+                pass
+        except TimeoutError:
+            log.warning(
+                "group %s: the event in hand is still not applied after %.0fs; handing over anyway",
+                self.name,
+                HANDOVER_SECONDS,
+            )
+        # Detached from the loop: an event in hand that finishes after this is not
+        # committed, so the partition's next owner gets it again and its inbox skips it.
+        applied, self._applied = self._applied, {}
+        if applied and self._client is not None:
+            await self._commit(self._client, applied)
+
+    def _take_over(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance: count and log the partitions this member now owns."""
+        self._count_assigned(assigned)
+        log.info("group %s: assigned %s", self.name, _describe(assigned))
+
+    def _count_assigned(self, assigned: set[TopicPartition]) -> None:
+        for topic in self._topics:
+            ASSIGNED.labels(topic).set(sum(tp.topic == topic for tp in assigned))
 
     async def _connect(self) -> AIOKafkaConsumer:
         backoff = Backoff()
         while True:
-            consumer = create_consumer(self._bootstrap_servers, self.name, self._topics)
+            consumer = create_consumer(
+                self._bootstrap_servers, self.name, self._topics, _Rebalance(self)
+            )
             try:
                 await consumer.start()
             except Exception:
@@ -248,3 +308,26 @@ class InboxConsumer:
         log.error(
             "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
         )
+
+
+def _describe(partitions: set[TopicPartition]) -> str:
+    """Partitions by topic for a log line, e.g. `orders.events[0, 2, 4]`; `nothing` if none."""
+    topics = sorted({tp.topic for tp in partitions})
+    numbers = {t: sorted(tp.partition for tp in partitions if tp.topic == t) for t in topics}
+    return ", ".join(f"{t}{numbers[t]}" for t in topics) or "nothing"
+
+
+# aiokafka has no type information, so its base class is `Any` to mypy.
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Passes the group's rebalance callbacks to the consumer; aiokafka awaits each one."""
+
+    def __init__(self, consumer: InboxConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Called before the group reassigns partitions, with all that this member had."""
+        await self._consumer._hand_over(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Called after the rebalance, with every partition this member now has."""
+        self._consumer._take_over(assigned)

@@ -1,6 +1,7 @@
 """Kafka clients configured the one way this project uses them."""
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import ConsumerRebalanceListener
 
 
 def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
@@ -18,7 +19,12 @@ def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
     )
 
 
-def create_consumer(bootstrap_servers: str, group_id: str, topics: list[str]) -> AIOKafkaConsumer:
+def create_consumer(
+    bootstrap_servers: str,
+    group_id: str,
+    topics: list[str],
+    listener: ConsumerRebalanceListener | None = None,
+) -> AIOKafkaConsumer:
     """A consumer that commits offsets itself, only after its DB transaction commits.
 
     A short session (6 s, the broker minimum by default) lets the group notice a
@@ -27,9 +33,9 @@ def create_consumer(bootstrap_servers: str, group_id: str, topics: list[str]) ->
     The local broker answers a fetch only when its wait expires, not when data
     arrives, so the wait bounds each hop's latency: 100 ms keeps a saga near 0.1 s
     for a few percent of idle broker CPU (Apache Kafka answers at once either way).
+    `listener` is told of every rebalance (aiokafka takes it only through `subscribe`).
     """
-    return AIOKafkaConsumer(
-        *topics,
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         enable_auto_commit=False,
@@ -39,3 +45,5 @@ def create_consumer(bootstrap_servers: str, group_id: str, topics: list[str]) ->
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
     )
+    consumer.subscribe(topics, listener=listener)
+    return consumer

@@ -400,3 +400,52 @@ async def test_stop_finishes_the_event_in_hand_and_commits_what_was_applied(
     assert 2 <= len(calls) < 10
     assert await count(sessions, "applied") == len(calls)
     assert await committed_offsets(broker, group, topic) == len(calls)
+
+
+async def test_members_of_a_group_share_the_partitions_and_a_rebalance_repeats_nothing(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+) -> None:
+    topic = await new_topic()
+    events = [envelope_of(product(f"sku-{n}", n)) for n in range(120)]  # keys on every partition
+    sent = [
+        await producer.send(topic, encoded(event), key=event.aggregate_id.encode())
+        for event in events
+    ]
+    await asyncio.gather(*sent)
+    calls: dict[str, list[uuid.UUID]] = {"first": [], "second": []}
+
+    def slow(member: str) -> Handler:
+        record = recorder(calls[member])
+
+        async def apply(delivery: Delivery, payload: ProductUpdated) -> None:
+            await record(delivery, payload)
+            await asyncio.sleep(0.05)  # the first member is mid-batch when the second joins
+
+        return apply
+
+    group = f"chassis-test-{uuid.uuid4().hex[:8]}"
+    first = new_consumer(broker, topic, sessions, producer, slow("first"), group)
+    second = new_consumer(broker, topic, sessions, producer, slow("second"), group)
+
+    async def first_busy() -> bool:
+        return len(calls["first"]) >= 10
+
+    async def all_committed() -> bool:
+        return await committed_offsets(broker, group, topic) == len(events)
+
+    async with consuming(first) as first_task:
+        await wait_until(first_busy, watch=first_task)
+        assert metric("consumer_assigned_partitions", topic) == PARTITIONS
+        async with consuming(second) as second_task:
+            await wait_until(all_committed, timeout=60, watch=second_task)
+
+    assert calls["first"] and calls["second"], "both members applied events"
+    applied = calls["first"] + calls["second"]
+    assert sorted(applied) == sorted(e.event_id for e in events), "each applied once"
+    # The first member committed what it had applied before letting its partitions go,
+    # so the second was not handed a single event that had been applied already.
+    assert metric("events_duplicate_total", topic) == 0
+    assert await count(sessions, "applied") == len(events)
