@@ -28,6 +28,7 @@ def test_exported_members_are_pinned() -> None:
         "PRODUCERS",
         "Envelope",
         "Topic",
+        "event_key",
     ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chassis.contract_testing import load_expectations
+from shared_contracts import event_key
 
 SERVICES = Path(__file__).parents[2] / "services"
 
@@ -21,5 +22,5 @@ def test_a_service_declares_what_it_handles_on_the_topics_it_subscribes_to(servi
     main = importlib.import_module(f"{service}_service.main")
     declared = [e for e in load_expectations(SERVICES) if e.consumer == service]
 
-    assert sorted(e.event_type for e in declared) == sorted(main.HANDLERS)
+    assert sorted(e.event for e in declared) == sorted(event_key(model) for model in main.HANDLERS)
     assert {e.topic for e in declared} == {topic.value for topic in main.TOPICS}

@@ -26,3 +26,9 @@ class Envelope(BaseModel):
         default=None, description="`event_id` of the event that caused this one, if any."
     )
     payload: dict[str, Any] = Field(description="The event body, per `event_type`/`event_version`.")
+    versions: list[int] = Field(
+        default_factory=list,
+        description="When the same event is published in several versions (a deprecation "
+        "window), all of them, one record each: a consumer applies the newest it can read and "
+        "skips the others. Empty when `event_version` is the only one.",
+    )

@@ -1,14 +1,24 @@
-"""Which payload model belongs to each `(event_type, event_version)`, and on which topic."""
+"""Which payload model belongs to each `(event_type, event_version)`, and on which topic.
+
+A model's event type is its class name and its version is its module's (`order/v2.py`
+holds version 2), so `shared_contracts.<producer>.v<N>` is the whole versioning scheme.
+"""
 
 from pydantic import BaseModel
 
 from shared_contracts.inventory import v1 as inventory_v1
 from shared_contracts.order import v1 as order_v1
+from shared_contracts.order import v2 as order_v2
 from shared_contracts.payment import v1 as payment_v1
 from shared_contracts.topics import Topic
 
 EVENTS_BY_TOPIC: dict[Topic, tuple[type[BaseModel], ...]] = {
-    Topic.ORDER_EVENTS: (order_v1.OrderCreated, order_v1.OrderConfirmed, order_v1.OrderCancelled),
+    Topic.ORDER_EVENTS: (
+        order_v1.OrderCreated,
+        order_v2.OrderCreated,
+        order_v1.OrderConfirmed,
+        order_v1.OrderCancelled,
+    ),
     Topic.PAYMENT_EVENTS: (
         payment_v1.PaymentSucceeded,
         payment_v1.PaymentFailed,
@@ -23,9 +33,15 @@ EVENTS_BY_TOPIC: dict[Topic, tuple[type[BaseModel], ...]] = {
     ),
     Topic.PRODUCT_EVENTS: (inventory_v1.ProductUpdated,),
 }
-"""Every published event model (version 1), by the topic it is published on."""
+"""Every published event model, every version, by the topic it is published on."""
+
+
+def event_key(model: type[BaseModel]) -> tuple[str, int]:
+    """`(event_type, event_version)` of a payload model: its class name and module's version."""
+    return model.__name__, int(model.__module__.rsplit(".v", 1)[1])
+
 
 PAYLOADS: dict[tuple[str, int], type[BaseModel]] = {
-    (model.__name__, 1): model for models in EVENTS_BY_TOPIC.values() for model in models
+    event_key(model): model for models in EVENTS_BY_TOPIC.values() for model in models
 }
-"""Payload model per `(event_type, event_version)`; the event type is the model's name."""
+"""Payload model per `(event_type, event_version)`."""

@@ -2,7 +2,7 @@
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis import health
-from chassis.consumer import Handler, is_transient
+from chassis.consumer import Handlers, is_transient
 from chassis.runtime import BackgroundTask, running
 from chassis.settings import ServiceSettings
 
@@ -21,13 +21,13 @@ def create_service_app(
     name: str,
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
-    handlers: Mapping[str, Handler] | None = None,
+    handlers: Handlers | None = None,
     topics: Sequence[str] = (),
     background: Sequence[BackgroundTask] = (),
 ) -> FastAPI:
     """A FastAPI app whose lifespan runs the outbox relay, the consumer and `background`.
 
-    `handlers` maps event types to the functions that apply them; `topics` are the
+    `handlers` maps payload models (event type and version) to the functions that apply them; `topics` are the
     topics the service's consumer group subscribes to.
     """
 

@@ -20,7 +20,7 @@ from chassis.kafka import create_consumer
 from chassis.outbox import Outbox
 from chassis.retry import Backoff
 from chassis.tables import processed_events
-from shared_contracts import PAYLOADS, Envelope
+from shared_contracts import PAYLOADS, Envelope, event_key
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,19 @@ class Delivery:
     envelope: Envelope
     outbox: Outbox
 
-    async def publish(self, topic: str, key: str, payload: BaseModel) -> Envelope:
+    async def publish(
+        self, topic: str, key: str, payload: BaseModel | Sequence[BaseModel]
+    ) -> Envelope:
         """Write an event caused by this one to the outbox, in this transaction."""
         return await self.outbox.add(self.session, topic, key, payload, caused_by=self.envelope)
 
 
 Handler = Callable[[Delivery, Any], Awaitable[None]]
 """Applies one event's typed payload inside the delivery's transaction."""
+
+Handlers = Mapping[type[BaseModel], Handler]
+"""The events a service applies: each payload model (an event type in one version) and
+the function that applies it."""
 
 CONSUMED = Counter("events_consumed_total", "Events applied", ["topic", "event_type"])
 DUPLICATES = Counter("events_duplicate_total", "Redelivered events skipped", ["topic"])
@@ -61,21 +67,61 @@ class PoisonMessage(Exception):
     """A message that can never be applied: it goes to the dead-letter topic at once."""
 
 
-def parse(value: bytes | None) -> tuple[Envelope, BaseModel]:
-    """Read an envelope and its typed payload, or raise `PoisonMessage` saying why not."""
+def read_envelope(value: bytes | None) -> Envelope:
+    """Read a record's envelope, or raise `PoisonMessage` saying why not."""
     if value is None:
         raise PoisonMessage("message has no value")
     try:
-        envelope = Envelope.model_validate_json(value)
+        return Envelope.model_validate_json(value)
     except ValidationError as exc:
         raise PoisonMessage(f"not an event envelope: {exc}") from exc
+
+
+def read_payload(envelope: Envelope) -> BaseModel:
+    """The envelope's typed payload, or `PoisonMessage` saying why not."""
     model = PAYLOADS.get((envelope.event_type, envelope.event_version))
     if model is None:
         raise PoisonMessage(f"unknown event {envelope.event_type} version {envelope.event_version}")
     try:
-        return envelope, model.model_validate(envelope.payload)
+        return model.model_validate(envelope.payload)
     except ValidationError as exc:
         raise PoisonMessage(f"invalid {envelope.event_type} payload: {exc}") from exc
+
+
+class Dispatcher:
+    """Which handler, if any, applies an envelope: versions and their copies.
+
+    A service handles some versions of some event types. During a deprecation window a
+    producer publishes one event in several versions (`Envelope.versions`), a record
+    each: the service applies the newest copy it can read and skips the others, so a
+    service that reads only v1, one that reads only v2 and one that reads both each
+    apply the event exactly once. An event of a type the service handles but in no
+    version it can read, and an event of a type nobody knows, are poison.
+    """
+
+    def __init__(self, handlers: Handlers) -> None:
+        self._handlers = {event_key(model): handler for model, handler in handlers.items()}
+        self._readable: dict[str, set[int]] = {}
+        for event_type, version in self._handlers:
+            self._readable.setdefault(event_type, set()).add(version)
+
+    def handler(self, envelope: Envelope) -> Handler | None:
+        """The handler of this copy, or None when the service does not apply it."""
+        event_type, version = envelope.event_type, envelope.event_version
+        readable = self._readable.get(event_type, set())
+        if not readable:
+            if (event_type, version) not in PAYLOADS:
+                raise PoisonMessage(f"unknown event {event_type} version {version}")
+            return None  # an event on this topic that this service has no use for
+        newest = max(readable & {version, *envelope.versions}, default=None)
+        if newest is None:
+            raise PoisonMessage(
+                f"cannot read {event_type} version {version}: "
+                f"this consumer reads versions {sorted(readable)}"
+            )
+        if newest != version:
+            return None  # a copy in another version, which this service applies instead
+        return self._handlers[(event_type, version)]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -112,7 +158,7 @@ class InboxConsumer:
         name: str,
         bootstrap_servers: str,
         topics: Sequence[str],
-        handlers: Mapping[str, Handler],
+        handlers: Handlers,
         sessions: async_sessionmaker[AsyncSession],
         outbox: Outbox,
         producer: Callable[[], AIOKafkaProducer | None],
@@ -123,7 +169,7 @@ class InboxConsumer:
         self._stopping = asyncio.Event()
         self._bootstrap_servers = bootstrap_servers
         self._topics = list(topics)
-        self._handlers = handlers
+        self._dispatcher = Dispatcher(handlers)
         self._sessions = sessions
         self._outbox = outbox
         self._producer = producer
@@ -234,13 +280,14 @@ class InboxConsumer:
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Apply one record, retrying, or dead-letter it; return when the partition may move on."""
         try:
-            envelope, payload = parse(record.value)
+            envelope = read_envelope(record.value)
+            handler = self._dispatcher.handler(envelope)
+            if handler is None:
+                return
+            payload = read_payload(envelope)
         except PoisonMessage as exc:
             await self._dead_letter(record, exc)
             return
-        handler = self._handlers.get(envelope.event_type)
-        if handler is None:
-            return  # an event on this topic that this service has no use for
         backoff, failures = Backoff(), 0
         while True:
             try:

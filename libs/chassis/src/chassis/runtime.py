@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chassis.consumer import Handler, InboxConsumer
+from chassis.consumer import Handlers, InboxConsumer
 from chassis.db import create_engine, create_sessionmaker
 from chassis.kafka import create_producer
 from chassis.outbox import Outbox
@@ -70,7 +70,7 @@ BackgroundTask = Callable[[Runtime], Coroutine[Any, Any, None]]
 async def running(
     name: str,
     settings: ServiceSettings,
-    handlers: Mapping[str, Handler],
+    handlers: Handlers,
     topics: Sequence[str],
     background: Sequence[BackgroundTask] = (),
 ) -> AsyncIterator[Runtime]:

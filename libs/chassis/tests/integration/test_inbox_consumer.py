@@ -89,7 +89,7 @@ def new_consumer(
         name=group or f"chassis-test-{uuid.uuid4().hex[:8]}",
         bootstrap_servers=broker,
         topics=[topic],
-        handlers={"ProductUpdated": handler},
+        handlers={ProductUpdated: handler},
         sessions=sessions,
         outbox=Outbox("chassis-test"),
         producer=lambda: producer,
@@ -213,7 +213,7 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_moves_on(
         (encoded(envelope_of(payload, event_type="NoSuchEvent")), "unknown event NoSuchEvent"),
         (
             encoded(envelope_of(payload, event_version=99)),
-            "unknown event ProductUpdated version 99",
+            "cannot read ProductUpdated version 99: this consumer reads versions [1]",
         ),
         (
             encoded(envelope_of(payload, payload={"sku": "sku-p", "unit_price_cents": -1})),

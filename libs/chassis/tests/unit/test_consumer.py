@@ -1,15 +1,25 @@
-"""What the consumer treats as transient or as poison; no I/O."""
+"""What the consumer treats as transient or as poison, and which copy it applies; no I/O."""
 
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from chassis.consumer import PoisonMessage, is_transient, parse
+from chassis.consumer import (
+    Delivery,
+    Dispatcher,
+    PoisonMessage,
+    is_transient,
+    read_envelope,
+    read_payload,
+)
 from shared_contracts import Envelope
 from shared_contracts.inventory.v1 import ProductUpdated
+from shared_contracts.order import v1 as order_v1
+from shared_contracts.order import v2 as order_v2
 
 
 class FakeDriverError(Exception):
@@ -77,6 +87,11 @@ def envelope(**overrides: object) -> bytes:
     return Envelope.model_validate(fields | overrides).model_dump_json().encode()
 
 
+def parse(value: bytes | None) -> tuple[Envelope, BaseModel]:
+    envelope = read_envelope(value)
+    return envelope, read_payload(envelope)
+
+
 def test_parse_returns_the_typed_payload() -> None:
     parsed, payload = parse(envelope())
     assert parsed.event_type == "ProductUpdated"
@@ -106,3 +121,53 @@ def test_parse_ignores_unknown_fields() -> None:
 def test_parse_rejects_poison(value: bytes | None, reason: str) -> None:
     with pytest.raises(PoisonMessage, match=reason):
         parse(value)
+
+
+async def apply_v1(delivery: Delivery, event: BaseModel) -> None: ...
+
+
+async def apply_v2(delivery: Delivery, event: BaseModel) -> None: ...
+
+
+def order_created(version: int, versions: list[int]) -> Envelope:
+    return Envelope.model_validate_json(
+        envelope(event_type="OrderCreated", event_version=version, versions=versions, payload={})
+    )
+
+
+V1_ONLY = Dispatcher({order_v1.OrderCreated: apply_v1})
+V2_ONLY = Dispatcher({order_v2.OrderCreated: apply_v2})
+BOTH = Dispatcher({order_v1.OrderCreated: apply_v1, order_v2.OrderCreated: apply_v2})
+
+
+@pytest.mark.parametrize(
+    ("dispatcher", "v1_copy", "v2_copy"),
+    [(V1_ONLY, apply_v1, None), (V2_ONLY, None, apply_v2), (BOTH, None, apply_v2)],
+    ids=["v1 only", "v2 only", "both"],
+)
+def test_of_an_event_published_in_two_versions_the_newest_readable_copy_is_applied(
+    dispatcher: Dispatcher, v1_copy: object, v2_copy: object
+) -> None:
+    assert dispatcher.handler(order_created(1, [1, 2])) is v1_copy
+    assert dispatcher.handler(order_created(2, [1, 2])) is v2_copy
+
+
+def test_an_event_in_a_single_version_goes_to_its_handler() -> None:
+    assert BOTH.handler(order_created(1, [])) is apply_v1
+    assert BOTH.handler(order_created(2, [])) is apply_v2
+
+
+def test_an_event_in_no_version_the_service_reads_is_poison() -> None:
+    # Say the producer stopped publishing v1 while a consumer still reads only v1.
+    with pytest.raises(PoisonMessage, match=r"cannot read OrderCreated version 2.*\[1\]"):
+        V1_ONLY.handler(order_created(2, []))
+
+
+def test_a_future_version_copy_beside_a_readable_one_is_skipped_unread() -> None:
+    assert V2_ONLY.handler(order_created(3, [2, 3])) is None
+
+
+def test_events_the_service_does_not_handle_are_skipped_and_unknown_ones_are_poison() -> None:
+    assert V1_ONLY.handler(Envelope.model_validate_json(envelope())) is None
+    with pytest.raises(PoisonMessage, match="unknown event Nope"):
+        V1_ONLY.handler(Envelope.model_validate_json(envelope(event_type="Nope")))

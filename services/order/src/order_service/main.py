@@ -8,26 +8,28 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from chassis.app import create_service_app
-from chassis.consumer import Handler
+from chassis.consumer import Handlers
 from chassis.runtime import Runtime
 from order_service.api import routes, v2
 from order_service.domain.model import AlreadyCancelled, UnknownSkus
 from order_service.service_layer import handlers
 from order_service.settings import Settings
 from shared_contracts import Topic
+from shared_contracts.inventory import v1 as inventory
+from shared_contracts.payment import v1 as payment
 
 log = logging.getLogger(__name__)
 
-HANDLERS: dict[str, Handler] = {
-    "PaymentSucceeded": handlers.on_payment_succeeded,
-    "PaymentFailed": handlers.on_payment_failed,
-    "PaymentRefunded": handlers.on_payment_refunded,
-    "PaymentVoided": handlers.on_payment_voided,
-    "StockReserved": handlers.on_stock_reserved,
-    "StockReservationFailed": handlers.on_stock_reservation_failed,
-    "StockReleased": handlers.on_stock_released,
-    "StockSold": handlers.on_stock_sold,
-    "ProductUpdated": handlers.on_product_updated,
+HANDLERS: Handlers = {
+    payment.PaymentSucceeded: handlers.on_payment_succeeded,
+    payment.PaymentFailed: handlers.on_payment_failed,
+    payment.PaymentRefunded: handlers.on_payment_refunded,
+    payment.PaymentVoided: handlers.on_payment_voided,
+    inventory.StockReserved: handlers.on_stock_reserved,
+    inventory.StockReservationFailed: handlers.on_stock_reservation_failed,
+    inventory.StockReleased: handlers.on_stock_released,
+    inventory.StockSold: handlers.on_stock_sold,
+    inventory.ProductUpdated: handlers.on_product_updated,
 }
 """The events the order service applies; `contracts/consumes.yaml` declares what they read."""
 

@@ -87,15 +87,17 @@ async def test_every_consumer_can_read_every_event_the_order_service_publishes(p
 
 
 async def test_a_change_that_breaks_a_consumer_is_caught_naming_consumer_and_field(published):
-    created = next(p for p in published if p.event == ("OrderCreated", 1))
-    envelope = copy.deepcopy(created.envelope)
-    del envelope["payload"]["total_cents"]
-    envelope["payload"]["items"][0]["quantity"] = "2"
+    v1, v2 = (next(p for p in published if p.event == ("OrderCreated", n)) for n in (1, 2))
+    broken_v1, broken_v2 = copy.deepcopy(v1.envelope), copy.deepcopy(v2.envelope)
+    broken_v1["payload"]["items"][0]["quantity"] = "2"
+    del broken_v2["payload"]["total"]["currency"]
 
-    found = problems(Published(created.topic, envelope), load_expectations(SERVICES))
+    expectations = load_expectations(SERVICES)
+    found = problems(Published(v1.topic, broken_v1), expectations)
+    found += problems(Published(v2.topic, broken_v2), expectations)
 
     assert found == [
         "inventory cannot read OrderCreated v1: payload.items[0].quantity: "
         "'2' is not of type 'integer'",
-        "payment cannot read OrderCreated v1: payload: 'total_cents' is a required property",
+        "payment cannot read OrderCreated v2: payload.total: 'currency' is a required property",
     ]

@@ -3,18 +3,22 @@
 from fastapi import FastAPI
 
 from chassis.app import create_service_app
-from chassis.consumer import Handler
+from chassis.consumer import Handlers
 from payment_service.api import routes
 from payment_service.service_layer import handlers
 from payment_service.settings import Settings
 from shared_contracts import Topic
-from shared_contracts.order.v1 import OrderCancelled, OrderCreated
+from shared_contracts.order import v1 as order_v1
+from shared_contracts.order import v2 as order_v2
 
-HANDLERS: dict[str, Handler] = {
-    OrderCreated.__name__: handlers.on_order_created,
-    OrderCancelled.__name__: handlers.on_order_cancelled,
+HANDLERS: Handlers = {
+    order_v2.OrderCreated: handlers.on_order_created,
+    order_v1.OrderCancelled: handlers.on_order_cancelled,
 }
 """The events payment applies; OrderConfirmed needs nothing from payment, so it is skipped.
+
+Payment reads OrderCreated v2 only; the v1 copies the order service still publishes
+for others are skipped (see `chassis.consumer.Dispatcher`).
 
 `contracts/consumes.yaml` declares what these handlers read of each event.
 """

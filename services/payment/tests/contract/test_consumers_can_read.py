@@ -23,6 +23,7 @@ from chassis.contract_testing import (
 from chassis.outbox import Outbox
 from payment_service.service_layer import handlers
 from shared_contracts.order import v1 as order
+from shared_contracts.order import v2 as order_v2
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +31,11 @@ SERVICES = Path(__file__).parents[3]
 OUTBOX = Outbox("payment")
 
 
-def order_created(customer_id: str, total_cents: int) -> order.OrderCreated:
-    line = order.OrderLine(sku="sku-1", quantity=1, unit_price_cents=total_cents)
-    return order.OrderCreated(
-        order_id=uuid.uuid4(), customer_id=customer_id, items=[line], total_cents=total_cents
+def order_created(customer_id: str, total_cents: int) -> order_v2.OrderCreated:
+    price = order_v2.Money(amount_cents=total_cents, currency="EUR")
+    line = order_v2.OrderLine(sku="sku-1", quantity=1, unit_price=price)
+    return order_v2.OrderCreated(
+        order_id=uuid.uuid4(), customer_id=customer_id, lines=[line], total=price
     )
 
 

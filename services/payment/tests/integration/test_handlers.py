@@ -15,17 +15,19 @@ from payment_service.service_layer.handlers import (
     set_balance,
 )
 from shared_contracts import Topic
-from shared_contracts.order.v1 import CancellationReason, OrderCancelled, OrderCreated, OrderLine
+from shared_contracts.order.v1 import CancellationReason, OrderCancelled
+from shared_contracts.order.v2 import Money, OrderCreated, OrderLine
 
 pytestmark = pytest.mark.integration
 
 
-def order_created(customer_id: str, total_cents: int) -> OrderCreated:
+def order_created(customer_id: str, total_cents: int, currency: str = "EUR") -> OrderCreated:
+    price = Money(amount_cents=total_cents, currency=currency)
     return OrderCreated(
         order_id=uuid.uuid4(),
         customer_id=customer_id,
-        items=[OrderLine(sku="sku-1", quantity=1, unit_price_cents=total_cents)],
-        total_cents=total_cents,
+        lines=[OrderLine(sku="sku-1", quantity=1, unit_price=price)],
+        total=price,
     )
 
 
@@ -116,6 +118,19 @@ async def test_an_unknown_account_emits_payment_failed(sessions, deliver, outbox
     assert envelope.event_type == "PaymentFailed"
     assert envelope.payload["reason"] == "UNKNOWN_ACCOUNT"
     assert await balance(sessions, event.customer_id) is None
+
+
+async def test_a_total_in_another_currency_is_declined(sessions, deliver, outbox_events, customer):
+    event = order_created(customer, 10, currency="USD")
+
+    await deliver(on_order_created, event)
+
+    assert await balance(sessions, customer) == 1000
+    [(_, _, envelope)] = await outbox_events(str(event.order_id))
+    assert (envelope.event_type, envelope.payload["reason"]) == (
+        "PaymentFailed",
+        "UNSUPPORTED_CURRENCY",
+    )
 
 
 async def test_order_created_twice_charges_once(sessions, deliver, outbox_events, customer):

@@ -12,6 +12,7 @@ from payment_service.domain.model import (
     PaymentDeclined,
     PaymentKind,
     already_charged,
+    check_currency,
     known_account,
     refundable_charge,
 )
@@ -131,3 +132,9 @@ def test_a_charge_is_refunded_only_once():
 
 def test_payments_carry_unique_ids():
     assert a_charge().payment_id != a_charge().payment_id
+
+
+def test_only_the_balances_currency_is_charged():
+    check_currency("EUR", "alice")
+    with pytest.raises(PaymentDeclined, match="UNSUPPORTED_CURRENCY"):
+        check_currency("USD", "alice")

@@ -20,12 +20,19 @@ from order_service.domain.model import Order, Outcome, Product, Reason, Status, 
 from shared_contracts import Envelope, Topic
 from shared_contracts.inventory import v1 as inventory
 from shared_contracts.order import v1 as order_events
+from shared_contracts.order import v2 as order_events_v2
 from shared_contracts.payment import v1 as payment
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, str, BaseModel], Awaitable[Envelope]]
+Event = BaseModel | list[BaseModel]
+"""An event to publish: one payload, or the same event in several versions."""
+
+Publish = Callable[[str, str, Event], Awaitable[Envelope]]
 """Writes an event to the outbox: `Outbox.add` bound to a session, or `Delivery.publish`."""
+
+CURRENCY = "EUR"
+"""The one currency of this system: prices and totals are euro cents."""
 
 
 class OrderNotFound(Exception):
@@ -229,34 +236,26 @@ async def _save(order: Order, session: AsyncSession, publish: Publish) -> None:
     await _publish(order, decisions, publish)
 
 
-def _decisions(order: Order) -> list[BaseModel]:
+def _decisions(order: Order) -> list[Event]:
     """The events other services act on among the order's new steps."""
     events = (_integration_event(order, step.step) for step in order.new_steps)
     return [event for event in events if event is not None]
 
 
-async def _publish(order: Order, events: list[BaseModel], publish: Publish) -> None:
+async def _publish(order: Order, events: list[Event], publish: Publish) -> None:
     for event in events:
         await publish(Topic.ORDER_EVENTS, str(order.order_id), event)
 
 
-def _integration_event(order: Order, step: str) -> BaseModel | None:
+def _integration_event(order: Order, step: str) -> Event | None:
     """Translate a step of the order into the event other services act on, if it is one."""
     if step == "DecisionResent":
         assert order.decision is not None
         step = order.decision
     if step == "OrderCreated":
-        return order_events.OrderCreated(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            items=[
-                order_events.OrderLine(
-                    sku=line.sku, quantity=line.quantity, unit_price_cents=line.unit_price_cents
-                )
-                for line in order.lines
-            ],
-            total_cents=order.total_cents,
-        )
+        # OrderCreated v1's deprecation window (docs/evolving-contracts.md): every order
+        # goes out in both versions until no consumer reads v1 any more.
+        return [_order_created_v1(order), _order_created_v2(order)]
     if step == "OrderConfirmed":
         return order_events.OrderConfirmed(order_id=order.order_id)
     if step == "OrderCancelled":
@@ -265,3 +264,37 @@ def _integration_event(order: Order, step: str) -> BaseModel | None:
             order_id=order.order_id, reason=order_events.CancellationReason(order.reason)
         )
     return None
+
+
+def _order_created_v1(order: Order) -> order_events.OrderCreated:
+    return order_events.OrderCreated(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        items=[
+            order_events.OrderLine(
+                sku=line.sku, quantity=line.quantity, unit_price_cents=line.unit_price_cents
+            )
+            for line in order.lines
+        ],
+        total_cents=order.total_cents,
+    )
+
+
+def _order_created_v2(order: Order) -> order_events_v2.OrderCreated:
+    return order_events_v2.OrderCreated(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        lines=[
+            order_events_v2.OrderLine(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=_money(line.unit_price_cents),
+            )
+            for line in order.lines
+        ],
+        total=_money(order.total_cents),
+    )
+
+
+def _money(cents: int) -> order_events_v2.Money:
+    return order_events_v2.Money(amount_cents=cents, currency=CURRENCY)

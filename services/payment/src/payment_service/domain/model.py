@@ -18,11 +18,16 @@ class PaymentKind(StrEnum):
     REFUND = "refund"
 
 
+CURRENCY = "EUR"
+"""The currency of every balance: amounts are euro cents."""
+
+
 class DeclineReason(StrEnum):
     """Why a charge was declined; the text travels in `PaymentFailed.reason`."""
 
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    UNSUPPORTED_CURRENCY = "UNSUPPORTED_CURRENCY"
 
 
 class PaymentError(Exception):
@@ -102,6 +107,12 @@ class Account:
         return Payment(
             charge.order_id, self.customer_id, PaymentKind.REFUND, charge.amount_cents, at
         )
+
+
+def check_currency(currency: str, customer_id: str) -> None:
+    """Refuse, with `PaymentDeclined(UNSUPPORTED_CURRENCY)`, an amount not in `CURRENCY`."""
+    if currency != CURRENCY:
+        raise PaymentDeclined(DeclineReason.UNSUPPORTED_CURRENCY, customer_id)
 
 
 def known_account(account: Account | None, customer_id: str) -> Account:

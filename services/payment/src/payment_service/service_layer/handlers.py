@@ -14,7 +14,8 @@ from chassis.consumer import Delivery
 from payment_service.adapters import repository
 from payment_service.domain import model
 from shared_contracts import Topic
-from shared_contracts.order.v1 import OrderCancelled, OrderCreated
+from shared_contracts.order.v1 import OrderCancelled
+from shared_contracts.order.v2 import OrderCreated
 from shared_contracts.payment.v1 import (
     PaymentFailed,
     PaymentRefunded,
@@ -24,7 +25,11 @@ from shared_contracts.payment.v1 import (
 
 
 async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
-    """Charge the order's total to the customer, once, and say whether it worked."""
+    """Charge the order's total to the customer, once, and say whether it worked.
+
+    Payment reads OrderCreated v2 (money with its currency); the order service publishes
+    v1 beside it for consumers that have not moved yet.
+    """
     session = delivery.session
     # Lock the account first: concurrent charges of one customer then run one at a
     # time, so each sees the balance and the charges the previous one committed.
@@ -35,8 +40,9 @@ async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
         return
     key = str(event.order_id)
     try:
+        model.check_currency(event.total.currency, event.customer_id)
         account = model.known_account(account, event.customer_id)
-        charge = account.charge(event.order_id, event.total_cents, at=datetime.now(UTC))
+        charge = account.charge(event.order_id, event.total.amount_cents, at=datetime.now(UTC))
     except model.PaymentDeclined as declined:
         failed = PaymentFailed(
             order_id=event.order_id, customer_id=event.customer_id, reason=declined.reason.value
