@@ -74,11 +74,13 @@ contracts: install ## regenerate the event schemas, asyncapi.yaml and each servi
 	done
 
 .PHONY: contracts-check contracts-release
-contracts-check: install ## fail on an event-schema change that breaks a consumer of the last release
+contracts-check: install ## fail on an event-schema or HTTP API change that breaks a consumer of the last release
 	$(BIN)/python shared-contracts/check_compat.py
+	$(BIN)/python shared-contracts/check_openapi.py
 
-contracts-release: contracts ## make the current event schemas the released set (refuses a breaking change)
+contracts-release: contracts ## make the current event schemas and OpenAPI documents the released set (refuses a breaking change)
 	$(BIN)/python shared-contracts/check_compat.py release
+	$(BIN)/python shared-contracts/check_openapi.py release
 
 invariants: install ## check a running stack (make up) over HTTP; exit 1 on any violation
 	@$(BIN)/python -m devstack invariants --settle $(or $(SETTLE),0)

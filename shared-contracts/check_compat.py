@@ -17,6 +17,11 @@ Titles, descriptions and defaults are documentation and may change. Adding an op
 field passes, and so does a new event or a new version of one: a breaking change is a
 new version, published beside the old one until its consumers have moved.
 
+The comparison itself (`schema_changes`) takes a `Direction`: who must still understand
+what after the change. Events go both ways, since consumers on the released model read
+new events and new consumers read events written before; `check_openapi.py` uses it
+one way for what HTTP clients read (responses) and the other for what they send (requests).
+
 `python shared-contracts/check_compat.py release` (`make contracts-release`) makes the
 current schemas the released set. It refuses a breaking change too, except an event
 version that is gone: retiring a version once no consumer reads it is what a release is for.
@@ -29,6 +34,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,30 @@ ANNOTATIONS = frozenset(
 _WALKED = frozenset(
     {"$ref", "$defs", "type", "anyOf", "oneOf", "allOf", "enum", "properties", "required", "items"}
 )
+
+# Constraints with an order: a higher lower bound, or a lower upper bound, accepts less.
+_LOWER_BOUNDS = frozenset({"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"})
+_UPPER_BOUNDS = frozenset({"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"})
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Who must keep understanding whom across a change, named as the messages name them.
+
+    `readers` are the readers still on the released schema (consumers, clients): what is
+    written now must stay valid for them, so the schema may not accept more than it did.
+    `writes` are what was written to the released schema (events, requests): current
+    readers must still accept it, so the schema may not accept less. None where nobody
+    is in that position: the service reading a request is always the current one, and
+    a response is read as soon as it is written.
+    """
+
+    readers: str | None
+    writes: str | None
+
+
+EVENTS = Direction(readers="consumers", writes="events written before")
+"""Events are read by consumers on either model, and outlive the model they were written with."""
 
 
 def load(directory: Path) -> dict[str, Schema]:
@@ -76,29 +106,48 @@ def breaking_changes(released: Mapping[str, Schema], current: Mapping[str, Schem
     for name, old in released.items():
         if name in current:
             found += [
-                f"{label(name)}: {_field(path)}{change}"
-                for path, change in _Comparison(old, current[name]).changes()
+                f"{label(name)}: {describe(path, change)}"
+                for path, change in schema_changes(old, current[name], EVENTS)
             ]
     return found
 
 
-def _field(path: str) -> str:
-    return f"field `{path}` " if path else ""
+def schema_changes(
+    old: Schema,
+    new: Schema,
+    direction: Direction,
+    *,
+    old_root: Schema | None = None,
+    new_root: Schema | None = None,
+) -> Iterator[tuple[str, str]]:
+    """`(field path, what changed)` for every change from `old` to `new` that breaks `direction`.
+
+    The root's path is ''. `$ref`s resolve against `old_root` and `new_root` (the
+    documents holding the schemas), by default the schemas themselves.
+    """
+    roots = (old if old_root is None else old_root, new if new_root is None else new_root)
+    return _Comparison(*roots, direction).changes(old, new)
+
+
+def describe(path: str, change: str) -> str:
+    """A change as a phrase: "field `items[].sku` removed: ..."; the root's has no field."""
+    return f"field `{path}` {change}" if path else change
 
 
 class _Comparison:
     """Walks a released schema and its current version side by side, each with its own `$defs`."""
 
-    def __init__(self, old_root: Schema, new_root: Schema) -> None:
+    def __init__(self, old_root: Schema, new_root: Schema, direction: Direction) -> None:
         self._roots = (old_root, new_root)
+        self._direction = direction
         self._walking: set[tuple[int, int]] = set()
 
-    def changes(self) -> Iterator[tuple[str, str]]:
+    def changes(self, old: Schema, new: Schema) -> Iterator[tuple[str, str]]:
         """`(field path, what changed)` for every breaking change, the root's path being ''."""
-        return self._compare(*self._roots, "")
+        return self._compare(old, new, "")
 
     def _compare(self, old: Schema, new: Schema, path: str) -> Iterator[tuple[str, str]]:
-        old, new = _resolve(old, self._roots[0]), _resolve(new, self._roots[1])
+        old, new = resolve(old, self._roots[0]), resolve(new, self._roots[1])
         pair = (id(old), id(new))
         if pair in self._walking:
             return  # a recursive model: this pair is being compared further up
@@ -111,10 +160,10 @@ class _Comparison:
     def _compare_resolved(self, old: Schema, new: Schema, path: str) -> Iterator[tuple[str, str]]:
         old_type, new_type = self._type(old, 0), self._type(new, 1)
         if old_type != new_type:
-            yield path, f"changed type from {old_type} to {new_type}"
+            yield from self._retyped(old, new, path, f"changed type from {old_type} to {new_type}")
             return
-        yield from _constraints(old, new, path)
-        yield from _enum(old, new, path)
+        yield from _constraints(old, new, path, self._direction)
+        yield from _enum(old, new, path, self._direction)
         yield from self._properties(old, new, path)
         if isinstance(old.get("items"), Mapping) and isinstance(new.get("items"), Mapping):
             yield from self._compare(old["items"], new["items"], f"{path}[]")
@@ -125,9 +174,40 @@ class _Comparison:
             for old_branch, new_branch in branches:
                 yield from self._compare(old_branch, new_branch, path)
 
+    def _retyped(
+        self, old: Schema, new: Schema, path: str, change: str
+    ) -> Iterator[tuple[str, str]]:
+        """A type that gained or lost alternatives (`string` to `string | null`).
+
+        Breaking unless the direction allows it: current readers of old writes need every
+        old alternative kept; readers on the release need nothing added. What both keep
+        is then compared alternative by alternative.
+        """
+        old_branches, new_branches = self._branches(old, 0), self._branches(new, 1)
+        shared = old_branches.keys() & new_branches.keys()
+        lost = len(shared) < len(old_branches) and self._direction.writes is not None
+        gained = len(shared) < len(new_branches) and self._direction.readers is not None
+        if lost or gained or not shared:
+            yield path, change
+            return
+        for name in sorted(shared):
+            yield from self._compare(old_branches[name], new_branches[name], path)
+
+    def _branches(self, schema: Schema, side: int) -> dict[str, Schema]:
+        """A schema's alternatives by type (itself alone if it has none); a name the
+        alternatives share (two objects) is left out, since they cannot be paired up."""
+        schema = resolve(schema, self._roots[side])
+        alternatives = schema.get("anyOf") or schema.get("oneOf") or [schema]
+        names = [self._type(branch, side) for branch in alternatives]
+        return {
+            name: branch
+            for name, branch in zip(names, alternatives, strict=True)
+            if names.count(name) == 1
+        }
+
     def _type(self, schema: Schema, side: int) -> str:
         """A readable summary of what a schema accepts: `integer`, `string | null`, ..."""
-        schema = _resolve(schema, self._roots[side])
+        schema = resolve(schema, self._roots[side])
         for keyword in ("anyOf", "oneOf", "allOf"):
             if keyword in schema:
                 joiner = " & " if keyword == "allOf" else " | "
@@ -138,25 +218,27 @@ class _Comparison:
     def _properties(self, old: Schema, new: Schema, path: str) -> Iterator[tuple[str, str]]:
         old_fields, new_fields = old.get("properties", {}), new.get("properties", {})
         old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
+        readers, writes = self._direction.readers, self._direction.writes
         added = [name for name in new_fields if name not in old_fields]
         for name, old_field in old_fields.items():
             field = f"{path}.{name}" if path else name
             if name not in new_fields:
                 renamed = f" (renamed to `{added[0]}`?)" if len(added) == 1 else ""
-                yield field, f"removed{renamed}: consumers that read it lose it"
+                lost = f"{readers} that read it lose it" if readers else f"{writes} may carry it"
+                yield field, f"removed{renamed}: {lost}"
                 continue
-            if name in old_required and name not in new_required:
-                yield field, "no longer required: consumers that read it may not find it"
-            if name not in old_required and name in new_required:
-                yield field, "newly required: events written before may lack it"
+            if readers and name in old_required and name not in new_required:
+                yield field, f"no longer required: {readers} that read it may not find it"
+            if writes and name not in old_required and name in new_required:
+                yield field, f"newly required: {writes} may lack it"
             yield from self._compare(old_field, new_fields[name], field)
         for name in added:
-            if name in new_required:
+            if writes and name in new_required:
                 field = f"{path}.{name}" if path else name
-                yield field, "added as required: events written before lack it"
+                yield field, f"added as required: {writes} lack it"
 
 
-def _resolve(schema: Schema, root: Schema) -> Schema:
+def resolve(schema: Schema, root: Schema) -> Schema:
     """Follow local `$ref`s (`#/$defs/OrderLine`) to the schema they name."""
     seen = set()
     while "$ref" in schema:
@@ -171,11 +253,16 @@ def _resolve(schema: Schema, root: Schema) -> Schema:
     return schema
 
 
-def _constraints(old: Schema, new: Schema, path: str) -> Iterator[tuple[str, str]]:
+def _constraints(
+    old: Schema, new: Schema, path: str, direction: Direction
+) -> Iterator[tuple[str, str]]:
     for keyword in sorted((old.keys() | new.keys()) - ANNOTATIONS - _WALKED):
         before, after = old.get(keyword), new.get(keyword)
         if before == after:
             continue
+        narrower, wider = _narrows(keyword, before, after)
+        if not ((narrower and direction.writes) or (wider and direction.readers)):
+            continue  # e.g. a looser bound on a request: every request sent before still passes
         if before is None:
             yield path, f"gained the constraint `{keyword}: {json.dumps(after)}`"
         elif after is None:
@@ -184,27 +271,38 @@ def _constraints(old: Schema, new: Schema, path: str) -> Iterator[tuple[str, str
             yield path, f"changed `{keyword}` from {json.dumps(before)} to {json.dumps(after)}"
 
 
-def _enum(old: Schema, new: Schema, path: str) -> Iterator[tuple[str, str]]:
+def _narrows(keyword: str, before: Any, after: Any) -> tuple[bool, bool]:
+    """Whether a constraint's change makes the schema refuse values it accepted, and
+    whether it makes it accept values it refused; an unordered change does both."""
+    if before is None or after is None:
+        return before is None, after is None
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (before, after))
+    if numbers and keyword in _LOWER_BOUNDS:
+        return after > before, after < before
+    if numbers and keyword in _UPPER_BOUNDS:
+        return after < before, after > before
+    return True, True
+
+
+def _enum(old: Schema, new: Schema, path: str, direction: Direction) -> Iterator[tuple[str, str]]:
+    readers, writes = direction.readers, direction.writes
     if "enum" not in old and "enum" not in new:
         return
     if "enum" not in new:
-        yield path, f"is no longer restricted to {json.dumps(old['enum'])}"
+        if readers:
+            yield path, f"is no longer restricted to {json.dumps(old['enum'])}"
         return
     if "enum" not in old:
-        yield path, f"is now restricted to {json.dumps(new['enum'])}"
+        if writes:
+            yield path, f"is now restricted to {json.dumps(new['enum'])}"
         return
     for value in old["enum"]:
-        if value not in new["enum"]:
-            yield path, f"lost the enum value {json.dumps(value)}: events written before carry it"
+        if writes and value not in new["enum"]:
+            yield path, f"lost the enum value {json.dumps(value)}: {writes} carry it"
     for value in new["enum"]:
-        if value not in old["enum"]:
-            yield (
-                path,
-                (
-                    f"gained the enum value {json.dumps(value)}: consumers on the released "
-                    "model refuse it"
-                ),
-            )
+        if readers and value not in old["enum"]:
+            refused = f"{readers} on the released model refuse it"
+            yield path, f"gained the enum value {json.dumps(value)}: {refused}"
 
 
 def check(schema_dir: Path = SCHEMA_DIR, released_dir: Path = RELEASED_DIR) -> list[str]:
@@ -231,27 +329,40 @@ def release(schema_dir: Path = SCHEMA_DIR, released_dir: Path = RELEASED_DIR) ->
     return []
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run `check` (the default) or `release`; print the verdict; return the exit status."""
+def command_line(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options a gate's command line starts with: `check` (the default) or `release`."""
     parser = argparse.ArgumentParser(
-        prog="check_compat.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog=prog, description=description, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("command", nargs="?", choices=["check", "release"], default="check")
+    return parser
+
+
+def verdict(problems: list[str], *, since: str, advice: str, passed: str) -> int:
+    """Print the breaking changes and `advice`, or `passed` if there are none; the exit status."""
+    if problems:
+        print(f"{len(problems)} breaking change(s) since {since}:")
+        print("\n".join(f"  - {line}" for line in problems))
+        print(advice)
+        return 1
+    print(passed)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `check` (the default) or `release`; print the verdict; return the exit status."""
+    parser = command_line("check_compat.py", __doc__ or "")
     parser.add_argument("--schemas", type=Path, default=SCHEMA_DIR, help="the current schemas")
     parser.add_argument("--released", type=Path, default=RELEASED_DIR, help="the released set")
     args = parser.parse_args(argv)
     action = release if args.command == "release" else check
-    problems = action(args.schemas, args.released)
-    if problems:
-        print(f"{len(problems)} breaking change(s) since the last release ({args.released}):")
-        print("\n".join(f"  - {line}" for line in problems))
-        print(
-            "Publish a breaking change as a new event version instead (docs/evolving-contracts.md)."
-        )
-        return 1
     done = "released" if args.command == "release" else "compatible with the last release"
-    print(f"contracts {done}: {len(load(args.schemas))} schemas in {args.schemas}")
-    return 0
+    return verdict(
+        action(args.schemas, args.released),
+        since=f"the last release ({args.released})",
+        advice="Publish a breaking change as a new event version instead (docs/evolving-contracts.md).",
+        passed=f"contracts {done}: {len(load(args.schemas))} schemas in {args.schemas}",
+    )
 
 
 if __name__ == "__main__":

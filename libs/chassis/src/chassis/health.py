@@ -4,6 +4,7 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from chassis.runtime import RuntimeDep
@@ -17,7 +18,21 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=None)
+class Readiness(BaseModel):
+    """Whether the service can do its work, and which of its dependencies answer."""
+
+    status: str = Field(description="`ready`, or `not ready`.")
+    checks: dict[str, bool] = Field(description="Each dependency (`database`, `broker`): answers?")
+
+
+@router.get(
+    "/ready",
+    response_model=None,
+    responses={
+        200: {"model": Readiness},
+        503: {"model": Readiness, "description": "Not ready: a dependency does not answer"},
+    },
+)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """The service can do its work: its database answers and it is connected to the broker."""
     database, broker = await asyncio.gather(_database_ok(runtime), runtime.broker_answers())

@@ -7,7 +7,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from shared_contracts import Envelope, Topic
-from shared_contracts.order.v1 import CancellationReason, OrderCancelled, OrderCreated, OrderLine
+from shared_contracts.order.v1 import CancellationReason, OrderCancelled
+from shared_contracts.order.v2 import Money, OrderCreated, OrderLine
 
 pytestmark = pytest.mark.integration
 
@@ -248,8 +249,10 @@ async def test_the_saga_charges_then_refunds_through_the_broker(client, broker, 
     created = OrderCreated(
         order_id=order_id,
         customer_id=customer,
-        items=[OrderLine(sku="sku-1", quantity=2, unit_price_cents=300)],
-        total_cents=600,
+        lines=[
+            OrderLine(sku="sku-1", quantity=2, unit_price=Money(amount_cents=300, currency="EUR"))
+        ],
+        total=Money(amount_cents=600, currency="EUR"),
     )
     cancelled = OrderCancelled(order_id=order_id, reason=CancellationReason.OUT_OF_STOCK)
     for event in (created, cancelled):

@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
+from chassis.api import MALFORMED_BODY, UNAVAILABLE, error
 from chassis.runtime import RuntimeDep
 from inventory_service.api.schemas import ProductIn, ProductOut, ProductPage
 from inventory_service.domain import model
 from inventory_service.service_layer import handlers
 
-router = APIRouter(prefix="/v1", tags=["products"])
+router = APIRouter(prefix="/v1", tags=["products"], responses=UNAVAILABLE)
 
 SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
@@ -22,7 +23,7 @@ Sku = Annotated[
 ]
 
 
-@router.put("/products/{sku}")
+@router.put("/products/{sku}", responses=MALFORMED_BODY)
 async def put_product(sku: Sku, body: ProductIn, runtime: RuntimeDep) -> ProductOut:
     """Create the product or replace its name, price and units on hand.
 
@@ -56,7 +57,7 @@ async def list_products(
     return ProductPage(products=[_out(p) for p in products], next=next_sku)
 
 
-@router.get("/products/{sku}", responses={404: {"description": "Unknown SKU"}})
+@router.get("/products/{sku}", responses={404: error("Unknown SKU")})
 async def get_product(sku: Sku, runtime: RuntimeDep) -> ProductOut:
     """The product's catalog data and stock: `available`, `reserved`, `sold` and `received` units."""
     async with runtime.sessions() as session:

@@ -4,13 +4,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from chassis.api import JSON_SCHEMA_INTEGER
+
 # Bounds that keep every sum the saga computes (an order's total: up to 100 lines of
 # 1,000,000 units at most 10^10 cents each) inside a PostgreSQL bigint.
 MAX_UNIT_PRICE_CENTS = 10**10
 MAX_STOCK = 10**9
 
-Price = Annotated[int, Field(strict=True, ge=0, le=MAX_UNIT_PRICE_CENTS)]
-Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
+Price = Annotated[int, Field(strict=True, ge=0, le=MAX_UNIT_PRICE_CENTS), JSON_SCHEMA_INTEGER]
+Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK), JSON_SCHEMA_INTEGER]
 
 
 class ProductIn(BaseModel):

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 
+from chassis.api import MALFORMED_BODY, UNAVAILABLE, Responses, error, unprocessable
 from chassis.runtime import RuntimeDep
 from order_service.adapters import repository
 from order_service.api.schemas import (
@@ -22,14 +23,26 @@ from order_service.api.schemas import (
 from order_service.domain.model import Status
 from order_service.service_layer import handlers
 
-router = APIRouter(prefix="/v1", tags=["orders"])
+router = APIRouter(prefix="/v1", tags=["orders"], responses=UNAVAILABLE)
+
+# The refusals of each order operation, shared with its v2 twin (`api/v2.py`).
+PLACE_RESPONSES: Responses = {
+    **MALFORMED_BODY,
+    409: error("The `Idempotency-Key` was used before with another body"),
+    **unprocessable("an item's SKU is not in the catalog"),
+}
+LIST_RESPONSES = unprocessable("`after` is not the id of an order")
+GET_RESPONSES: Responses = {404: error("Unknown order")}
+CANCEL_RESPONSES: Responses = {**GET_RESPONSES, 409: error("The order is already cancelled")}
 
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
 ]
 
 
-@router.post("/orders", status_code=status.HTTP_202_ACCEPTED, deprecated=True)
+@router.post(
+    "/orders", status_code=status.HTTP_202_ACCEPTED, deprecated=True, responses=PLACE_RESPONSES
+)
 async def place_order(
     body: PlaceOrderIn, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
 ) -> OrderOut:
@@ -46,7 +59,7 @@ async def place_order(
     return OrderOut.of(order)
 
 
-@router.get("/orders", deprecated=True)
+@router.get("/orders", deprecated=True, responses=LIST_RESPONSES)
 async def list_orders(
     runtime: RuntimeDep,
     order_status: Annotated[
@@ -79,19 +92,26 @@ async def list_orders(
     return OrderPageOut(orders=[OrderSummaryOut.of(o) for o in orders], next=next_cursor)
 
 
-@router.get("/orders/{order_id}", deprecated=True)
+@router.get("/orders/{order_id}", deprecated=True, responses=GET_RESPONSES)
 async def get_order(order_id: UUID, runtime: RuntimeDep) -> OrderOut:
     """The order with its status, reason and saga history."""
     return OrderOut.of(await handlers.get_order(runtime.sessions, order_id))
 
 
-@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, deprecated=True)
+@router.post(
+    "/orders/{order_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    deprecated=True,
+    responses=CANCEL_RESPONSES,
+)
 async def cancel_order(order_id: UUID, runtime: RuntimeDep) -> OrderOut:
     """Cancel a PENDING or CONFIRMED order; refund and restock follow. 409 if already cancelled."""
     return OrderOut.of(await handlers.cancel_order(runtime.sessions, runtime.outbox, order_id))
 
 
-@router.get("/catalog/{sku}", tags=["catalog"])
+@router.get(
+    "/catalog/{sku}", tags=["catalog"], responses={404: error("Not in the catalog replica (yet)")}
+)
 async def get_catalog_product(
     sku: Annotated[Identifier, Path()], runtime: RuntimeDep
 ) -> ProductOut:

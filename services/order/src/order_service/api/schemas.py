@@ -4,8 +4,9 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from chassis.api import JSON_SCHEMA_INTEGER
 from order_service.domain.model import Order, Product, Status
 
 Identifier = Annotated[
@@ -18,7 +19,7 @@ class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Identifier
-    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000), JSON_SCHEMA_INTEGER]
 
 
 class PlaceOrderIn(BaseModel):

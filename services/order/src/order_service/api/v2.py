@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chassis.api import UNAVAILABLE
 from chassis.runtime import RuntimeDep
 from order_service.api import routes
 from order_service.api.schemas import (
@@ -26,7 +27,7 @@ from order_service.api.schemas import (
 )
 from order_service.domain.model import Status
 
-router = APIRouter(prefix="/v2", tags=["orders v2"])
+router = APIRouter(prefix="/v2", tags=["orders v2"], responses=UNAVAILABLE)
 
 DEPRECATED_PREFIX = "/v1/orders"
 """The v1 operations that v2 replaces (the v1 catalog is not deprecated)."""
@@ -118,7 +119,7 @@ def _v2(v1: BaseModel, model: type[Out]) -> Out:
     return model.model_validate(_renamed(v1.model_dump(mode="json")))
 
 
-@router.post("/orders", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/orders", status_code=status.HTTP_202_ACCEPTED, responses=routes.PLACE_RESPONSES)
 async def place_order(
     body: PlaceOrderV2In, runtime: RuntimeDep, idempotency_key: routes.IdempotencyKey = None
 ) -> OrderV2Out:
@@ -132,7 +133,7 @@ async def place_order(
     return _v2(await routes.place_order(v1, runtime, idempotency_key), OrderV2Out)
 
 
-@router.get("/orders")
+@router.get("/orders", responses=routes.LIST_RESPONSES)
 async def list_orders(
     runtime: RuntimeDep,
     order_status: Annotated[
@@ -152,13 +153,17 @@ async def list_orders(
     return _v2(page, OrderPageV2Out)
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", responses=routes.GET_RESPONSES)
 async def get_order(order_id: UUID, runtime: RuntimeDep) -> OrderV2Out:
     """The order with its status, reason and saga history."""
     return _v2(await routes.get_order(order_id, runtime), OrderV2Out)
 
 
-@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/orders/{order_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=routes.CANCEL_RESPONSES,
+)
 async def cancel_order(order_id: UUID, runtime: RuntimeDep) -> OrderV2Out:
     """Cancel a PENDING or CONFIRMED order; refund and restock follow. 409 if already cancelled."""
     return _v2(await routes.cancel_order(order_id, runtime), OrderV2Out)

@@ -5,12 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
+from chassis.api import MALFORMED_BODY, UNAVAILABLE, error
 from chassis.runtime import RuntimeDep
 from payment_service.api.schemas import AccountIn, AccountOut, AccountPage, PaymentOut
 from payment_service.domain import model
 from payment_service.service_layer import handlers
 
-router = APIRouter(prefix="/v1", tags=["payments"])
+router = APIRouter(prefix="/v1", tags=["payments"], responses=UNAVAILABLE)
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 
@@ -35,7 +36,7 @@ def _account_out(summary: model.AccountSummary) -> AccountOut:
     )
 
 
-@router.put("/accounts/{customer_id}")
+@router.put("/accounts/{customer_id}", responses=MALFORMED_BODY)
 async def put_account(customer_id: CustomerId, body: AccountIn, runtime: RuntimeDep) -> AccountOut:
     """Create the customer's account, or replace its balance (integer cents, >= 0)."""
     async with runtime.sessions.begin() as session:
@@ -69,7 +70,7 @@ async def list_accounts(
     return AccountPage(accounts=[_account_out(a) for a in accounts], next=next_id)
 
 
-@router.get("/accounts/{customer_id}", responses={404: {"description": "Unknown customer"}})
+@router.get("/accounts/{customer_id}", responses={404: error("Unknown customer")})
 async def get_account(customer_id: CustomerId, runtime: RuntimeDep) -> AccountOut:
     """The customer's balance, with the totals ever deposited, charged and refunded."""
     async with runtime.sessions.begin() as session:

@@ -2,9 +2,11 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+from chassis.api import JSON_SCHEMA_INTEGER
 
 MAX_BALANCE_CENTS = 10**15
 
@@ -12,10 +14,9 @@ MAX_BALANCE_CENTS = 10**15
 class AccountIn(BaseModel):
     """The body of `PUT /v1/accounts/{customer_id}`."""
 
-    balance_cents: int = Field(
-        strict=True,
-        ge=0,
-        le=MAX_BALANCE_CENTS,
+    balance_cents: Annotated[
+        int, Field(strict=True, ge=0, le=MAX_BALANCE_CENTS), JSON_SCHEMA_INTEGER
+    ] = Field(
         description="New balance, in cents (at most 10^15, so sums stay inside a bigint).",
     )
 
