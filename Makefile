@@ -47,6 +47,10 @@ test-e2e: install ## the three services as processes, over HTTP
 chaos: install ## fault injection under load (~6 min): summary table, writes docs/reliability.md
 	$(BIN)/pytest -m chaos tests/failure
 
+.PHONY: soak
+soak: install ## steady load for 10 min (SOAK_SECONDS=600): flat memory, drained outbox; writes docs/reliability.md
+	$(BIN)/pytest -m soak -s tests/failure
+
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)

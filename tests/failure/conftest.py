@@ -1,9 +1,11 @@
 """Chaos scenarios: a fresh stack per test, results collected into docs/reliability.md.
 
 These tests are marked `chaos` and left out of the default run (`addopts` has
-`-m "not chaos"`); `make chaos` runs them. When any of them ran, the session's end
-writes tests/failure/results/latest.json's rows into docs/reliability.md and prints
-a summary table.
+`-m "not chaos"`); `make chaos` runs them. The soak (test_soak.py) is also marked
+`soak` and runs only when `-m` names it (`make soak`), so that `make chaos` stays a
+few minutes long. When any of them ran, the session's end writes
+tests/failure/results/latest.json's rows into docs/reliability.md and prints a
+summary table.
 """
 
 import shutil
@@ -21,6 +23,22 @@ from . import report
 from .harness import SAGA_TIMEOUT_SECONDS
 
 _ROWS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "soak: a long steady load (make soak); runs only when -m names it"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the soak out unless `-m` names it: `-m chaos` alone must not take ten more minutes."""
+    if "soak" in config.option.markexpr:
+        return
+    soaks = [item for item in items if item.get_closest_marker("soak")]
+    if soaks:
+        config.hook.pytest_deselected(items=soaks)
+        items[:] = [item for item in items if item not in soaks]
 
 
 START_ATTEMPTS = 3

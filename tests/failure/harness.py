@@ -6,7 +6,8 @@ A scenario is a `Fault` run by `run_scenario` on a fresh stack:
    get enough of, rich customers and one who cannot pay;
 2. place `Load.orders` orders evenly over `Load.seconds` seconds, at most
    `Load.concurrency` in flight, each with an `Idempotency-Key` and retried on
-   transport errors and 5xx, so an order service that is down loses nothing. The mix
+   transport errors, 5xx and 429 (no sooner than a `Retry-After` asks), so an order
+   service that is down or overloaded loses nothing. The mix
    (`MIX`) is happy path, out of stock, payment declined, cancelled right after
    placing and cancelled after confirmation;
 3. meanwhile the fault does its damage (`Fault.during`), optionally with machinery
@@ -25,6 +26,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -39,6 +41,12 @@ SAGA_TIMEOUT_SECONDS = 10
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 """Answers a careful client retries (with the same Idempotency-Key)."""
+
+RETRY_DELAY = 0.25
+"""Seconds between retries after a transport error or a 5xx that names no Retry-After."""
+
+MAX_EXTRA_WAIT = 4.0
+"""The cap, in seconds, of the random extra wait after an answer with Retry-After."""
 
 _CONCURRENT_READS = 16
 
@@ -108,18 +116,55 @@ class Load:
 
 
 async def with_retry(
-    call: Callable[[], Awaitable[httpx.Response]], deadline: float
+    call: Callable[[], Awaitable[httpx.Response]],
+    deadline: float,
+    retried: Counter[str] | None = None,
 ) -> httpx.Response | None:
-    """`call()` until it answers something other than a 5xx/429; None at `deadline`."""
+    """`call()` until it answers something other than a 5xx/429; None at `deadline`.
+
+    An answer with `Retry-After` (an overloaded or unavailable service) is retried no
+    sooner than it says, plus a random extra wait that doubles with each such answer
+    in a row (up to `MAX_EXTRA_WAIT`), so that clients refused together do not all
+    return together. Each retried answer is counted in `retried` by status (or
+    "transport error").
+    """
     loop = asyncio.get_running_loop()
+    waits = 0
     while True:
-        with contextlib.suppress(httpx.TransportError):
+        delay = RETRY_DELAY
+        try:
             response = await call()
+        except httpx.TransportError:
+            reason = "transport error"
+        else:
             if response.status_code not in RETRYABLE:
                 return response
+            reason = str(response.status_code)
+            asked = retry_after(response)
+            if asked is not None:
+                delay = asked + random.uniform(
+                    0, min(MAX_EXTRA_WAIT, max(asked, RETRY_DELAY) * 2**waits)
+                )
+                waits += 1
+        if retried is not None:
+            retried[reason] += 1
         if loop.time() > deadline:
             return None
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds a response's `Retry-After` asks to wait (delay-seconds or HTTP-date)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: the caller's own delay applies
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass
@@ -146,6 +191,8 @@ class LoadDriver:
     refused: list[str] = field(default_factory=list)
     lost: int = 0
     cancels: Counter[str] = field(default_factory=Counter)
+    retried: Counter[str] = field(default_factory=Counter)
+    """Answers retried, by status: 503 from an overloaded service, transport errors, ..."""
     started: float = 0.0
 
     def now(self) -> float:
@@ -181,7 +228,9 @@ class LoadDriver:
         key = f"chaos-{i}-{uuid.uuid4().hex[:8]}"
         try:
             response = await with_retry(
-                lambda: self.client.place_order(customer, lines, idempotency_key=key), deadline
+                lambda: self.client.place_order(customer, lines, idempotency_key=key),
+                deadline,
+                self.retried,
             )
             if response is None:
                 self.lost += 1
@@ -201,7 +250,7 @@ class LoadDriver:
                 await self._cancel(order_id, deadline)
 
     async def _cancel(self, order_id: str, deadline: float) -> None:
-        response = await with_retry(lambda: self.client.cancel(order_id), deadline)
+        response = await with_retry(lambda: self.client.cancel(order_id), deadline, self.retried)
         # 409: already cancelled (by the saga, or by our own earlier try whose answer was lost).
         self.cancels[str(response.status_code) if response is not None else "gave up"] += 1
 
@@ -209,7 +258,9 @@ class LoadDriver:
         loop = asyncio.get_running_loop()
         path = f"/v1/orders/{order_id}"
         while loop.time() < deadline:
-            response = await with_retry(lambda: self.client.request("order", "GET", path), deadline)
+            response = await with_retry(
+                lambda: self.client.request("order", "GET", path), deadline, self.retried
+            )
             if response is not None and response.status_code == 200:
                 order: Json = response.json()
                 if order["status"] in TERMINAL:
@@ -234,6 +285,9 @@ class ChaosRun:
     log: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     """Numbers a fault wants in the results (e.g. duplicates injected)."""
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-service measurements a fault wants in the results (e.g. memory): service ->
+    measure -> value, shown as a table with a row per service and a column per measure."""
     orders: dict[str, Json] = field(default_factory=dict)
     """Every accepted order with its history, once settled."""
 
@@ -307,6 +361,7 @@ class Result:
     run_seconds: float
     fault_log: list[str]
     notes: dict[str, Any]
+    services: dict[str, dict[str, Any]]
     machine: dict[str, Any]
 
     @property
@@ -342,9 +397,9 @@ async def wait_settled(
 
     Returns the last invariant report, the seconds since `since` (loop time, the end
     of the load) until all held (None if they never did), and the orders whose history
-    stayed incomplete. A complete history (both answers,
-    and each success undone if cancelled) means no saga step is still in flight, so
-    the invariants are not merely holding for a moment between two steps.
+    stayed incomplete. A complete history (terminal, and the decision answered by
+    payment and inventory) means no saga step is still in flight, so the invariants
+    are not merely holding for a moment between two steps.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -421,7 +476,12 @@ async def run_scenario(
         load_seconds=round(load_seconds, 1),
         run_seconds=round(time.monotonic() - began, 1),
         fault_log=run.log,
-        notes={**run.notes, "cancel answers": dict(driver.cancels)},
+        notes={
+            **run.notes,
+            "cancel answers": dict(driver.cancels),
+            **({"answers retried": dict(sorted(driver.retried.items()))} if driver.retried else {}),
+        },
+        services=run.services,
         machine=machine,
     )
 

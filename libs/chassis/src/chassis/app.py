@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis import health
 from chassis.consumer import Handlers, is_transient
+from chassis.overload import InFlightLimit
 from chassis.runtime import BackgroundTask, running
 from chassis.settings import ServiceSettings
 
@@ -44,11 +45,21 @@ def create_service_app(
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
     for error in _UNAVAILABLE_ERRORS:
         app.add_exception_handler(error, _unavailable)
+    app.add_middleware(
+        InFlightLimit,
+        limit=settings.max_concurrent_requests,
+        retry_after=RETRY_AFTER_SECONDS,
+        exempt=UNLIMITED_PATHS,
+    )
     return app
 
 
 RETRY_AFTER_SECONDS = 1
-"""What a 503 tells clients to wait; the pool reconnects on the next request anyway."""
+"""What a 503 tells clients to wait: for an outage the pool reconnects on the next
+request anyway, and an overload clears as soon as a few requests finish."""
+
+UNLIMITED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+"""Never refused for overload: probes and scrapes must answer while the API is saturated."""
 
 # What a request raises when its database (or the network to it) is down: asyncpg's
 # own ConnectionRefusedError (an OSError) on connect, SQLAlchemy's wrappers otherwise.

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +20,9 @@ from chassis.tables import outbox
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("outbox_published_total", "Outbox events published to Kafka", ["topic"])
+BACKLOG = Gauge(
+    "outbox_backlog", "Outbox rows still waiting after the relay's last round (0: drained)"
+)
 
 # Any constant works: it only has to be the same for every relay of one database.
 _RELAY_LOCK_ID = 0x0B0C5
@@ -96,7 +99,9 @@ class OutboxRelay:
         """Publish one round of the oldest rows; return how many were sent.
 
         Rows whose batch was acked are deleted even when another partition's batch
-        failed; then the first failure is raised.
+        failed; then the first failure is raised. `outbox_backlog` is set to the rows
+        the round found and did not send: a steady or shrinking value says the relay
+        keeps up, 0 says the outbox is drained.
         """
         async with self._sessions.begin() as session:
             await session.execute(select(func.pg_advisory_xact_lock(_RELAY_LOCK_ID)))
@@ -107,6 +112,11 @@ class OutboxRelay:
                     .limit(self._batch_size)
                 )
             ).all()
+            waiting = len(rows)
+            if waiting == self._batch_size:  # only a full read leaves the total unknown
+                waiting = (
+                    await session.execute(select(func.count()).select_from(outbox))
+                ).scalar_one()
             routing = {
                 topic: sorted(await self._producer.partitions_for(topic))
                 for topic in {row.topic for row in rows}
@@ -127,6 +137,7 @@ class OutboxRelay:
             ]
             if sent:
                 await session.execute(delete(outbox).where(outbox.c.id.in_(sent)))
+        BACKLOG.set(waiting - len(sent))
         topics = {row.id: row.topic for row in rows}
         for row_id in sent:
             PUBLISHED.labels(topics[row_id]).inc()

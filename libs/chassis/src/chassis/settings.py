@@ -27,3 +27,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Attempts at a failing event before it is dead-lettered."
     )
+    max_concurrent_requests: int = Field(
+        default=32,
+        ge=1,
+        description="HTTP requests one process serves at once; more are refused with 503.",
+    )

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import APIRouter
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis.app import create_service_app
 from chassis.runtime import Runtime
@@ -43,6 +44,9 @@ async def get_boom(exc: Exception) -> httpx.Response:
         ConnectionRefusedError("Connect call failed ('127.0.0.1', 5432)"),
         OperationalError("SELECT 1", {}, Exception("server closed the connection")),
         DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True),
+        # Every pooled connection busy for pool_timeout: the in-flight limit keeps this
+        # queue short, and the request that still waits too long is refused, not queued.
+        PoolTimeout("QueuePool limit of size 10 overflow 10 reached"),
     ],
     ids=repr,
 )
