@@ -23,6 +23,8 @@ orders = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # When the decision still awaiting answers was last sent; NULL when none is awaited.
     sa.Column("awaiting_since", sa.DateTime(timezone=True)),
+    # How often that decision was sent again: the wait before the next doubles each time.
+    sa.Column("resends", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Index(
         "ix_orders_pending_created_at", "created_at", postgresql_where=sa.text("status = 'PENDING'")
     ),

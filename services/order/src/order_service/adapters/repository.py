@@ -1,7 +1,7 @@
 """Load and save orders and the catalog replica within the caller's transaction."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -38,6 +38,7 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
         payment=Outcome(row.payment) if row.payment else None,
         stock=Outcome(row.stock) if row.stock else None,
         awaiting_since=row.awaiting_since,
+        resends=row.resends,
         history=[Step(r.step, r.at, r.detail) for r in steps],
     )
 
@@ -142,6 +143,7 @@ async def update(session: AsyncSession, order: Order, now: datetime) -> None:
             payment=order.payment.value if order.payment else None,
             stock=order.stock.value if order.stock else None,
             awaiting_since=order.awaiting_since,
+            resends=order.resends,
             updated_at=now,
         )
     )
@@ -172,16 +174,32 @@ async def find_by_idempotency_key(session: AsyncSession, key: str) -> tuple[UUID
     return (row.order_id, row.request_fingerprint) if row else None
 
 
-async def overdue(session: AsyncSession, deadline: datetime, limit: int) -> list[UUID]:
-    """Ids of up to `limit` orders overdue at `deadline`, locked, the oldest first: orders
-    still PENDING created before it, then orders awaiting answers to a decision sent before it.
+MAX_DOUBLINGS = 4
+"""A decision is sent again after the timeout, then 2x, 4x, 8x and at most 16x later."""
+
+
+async def overdue(
+    session: AsyncSession, now: datetime, timeout: timedelta, limit: int
+) -> list[UUID]:
+    """Ids of up to `limit` overdue orders, locked, the oldest first: orders PENDING for
+    longer than `timeout`, then orders whose decision has awaited answers for longer than
+    `timeout` doubled per re-send.
 
     SKIP LOCKED leaves orders that a consumer or a request holds right now to the next sweep.
     """
+    waited = sa.func.make_interval(
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        timeout.total_seconds() * sa.func.power(2, sa.func.least(orders.c.resends, MAX_DOUBLINGS)),
+    )
     found: list[UUID] = []
     for late in (
-        sa.and_(orders.c.status == Status.PENDING.value, orders.c.created_at < deadline),
-        orders.c.awaiting_since < deadline,
+        sa.and_(orders.c.status == Status.PENDING.value, orders.c.created_at < now - timeout),
+        sa.and_(orders.c.awaiting_since.is_not(None), orders.c.awaiting_since + waited < now),
     ):
         if len(found) < limit:
             rows = await session.execute(

@@ -126,6 +126,8 @@ class Order:
     stock: Outcome | None = None
     awaiting_since: datetime | None = None
     """When the decision still awaiting answers was last sent; None when none is awaited."""
+    resends: int = 0
+    """How often the decision awaiting answers was sent again: each wait doubles."""
     history: list[Step] = field(default_factory=list)
     new_steps: list[Step] = field(default_factory=list)
     """Steps recorded since the order was loaded; the repository saves them."""
@@ -194,17 +196,22 @@ class Order:
             raise AlreadyCancelled(self.order_id)
         self.status, self.reason = Status.CANCELLED, reason
         self.record("OrderCancelled", now, reason=reason.value)
-        self.awaiting_since = now
+        self.awaiting_since, self.resends = now, 0
 
     def overdue(self, now: datetime) -> None:
-        """Answers did not come in time: a pending order times out, a decision goes out again."""
+        """Answers did not come in time: a pending order times out, a decision goes out again.
+
+        The sweep calls this once the wait is over: the saga timeout for a pending order,
+        and for a decision the timeout doubled per re-send (`resends`), so that a
+        participant that is down for long is not flooded with copies.
+        """
         if self.status is Status.PENDING:
             self.cancel(Reason.TIMEOUT, now)
         elif awaiting := self.awaiting:
             # The step `DecisionResent` publishes the decision again (a new event id).
             who = [participant.value for participant in awaiting]
             self.record("DecisionResent", now, decision=self.decision, awaiting=who)
-            self.awaiting_since = now
+            self.awaiting_since, self.resends = now, self.resends + 1
 
     def _answer(self, step: str, now: datetime, detail: dict[str, Any]) -> None:
         if self.status is not Status.PENDING:
@@ -219,4 +226,4 @@ class Order:
         elif self.payment is Outcome.SUCCEEDED and self.stock is Outcome.SUCCEEDED:
             self.status = Status.CONFIRMED
             self.record("OrderConfirmed", now)
-            self.awaiting_since = now
+            self.awaiting_since, self.resends = now, 0

@@ -152,20 +152,27 @@ async def cancel_order(
     return order
 
 
+SWEEP_BATCH = 50
+"""Orders per sweep transaction: short, so the consumer never waits long for a row."""
+
+
 async def chase_overdue_orders(
     sessions: async_sessionmaker[AsyncSession], outbox: Outbox, timeout: timedelta
 ) -> int:
     """Time out orders PENDING for longer than `timeout`, and send again the decisions
-    that have waited that long for an answer; return how many orders it touched."""
-    now = _now()
-    async with sessions.begin() as session:
-        ids = await repository.overdue(session, now - timeout, limit=200)
-        for order_id in ids:
-            order = await repository.get(session, order_id)
-            assert order is not None  # overdue() locked it
-            order.overdue(now)
-            await _save(order, session, partial(outbox.add, session))
-    return len(ids)
+    that have waited too long for an answer; return how many orders it touched."""
+    now, touched = _now(), 0
+    while True:
+        async with sessions.begin() as session:
+            ids = await repository.overdue(session, now, timeout, limit=SWEEP_BATCH)
+            for order_id in ids:
+                order = await repository.get(session, order_id)
+                assert order is not None  # overdue() locked it
+                order.overdue(now)
+                await _save(order, session, partial(outbox.add, session))
+        touched += len(ids)
+        if len(ids) < SWEEP_BATCH:
+            return touched
 
 
 async def on_payment_succeeded(delivery: Delivery, event: payment.PaymentSucceeded) -> None:
