@@ -1,5 +1,6 @@
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -207,8 +208,9 @@ async def test_a_stale_pending_order_times_out(client, product):
 
 
 async def test_a_decision_is_sent_again_until_both_services_answer(client, product, publish):
-    # Nobody answers this order: it times out after 2 s and the cancellation goes out again
-    # every 2 s, as it would if the broker had lost the first one, until both answer.
+    # Nobody answers this order: it times out after 2 s and the cancellation goes out
+    # again, as it would if the broker had lost the first one, 2 s later, then 4 s after
+    # that (each wait doubles), until both answer.
     order_id = await place(client, product)
 
     async def resent() -> bool:
@@ -219,6 +221,13 @@ async def test_a_decision_is_sent_again_until_both_services_answer(client, produ
     order = await status_of(client, order_id)
     assert order["awaiting"] == ["payment", "inventory"]
     assert order["history"][-1]["decision"] == "OrderCancelled"
+    cancelled, first, second = [
+        datetime.fromisoformat(s["at"])
+        for s in order["history"]
+        if s["step"] in {"OrderCancelled", "DecisionResent"}
+    ][:3]
+    assert (first - cancelled).total_seconds() >= 2
+    assert (second - first).total_seconds() >= 4
 
     voided = PaymentVoided(order_id=uuid.UUID(order_id))
     await publish(Topic.PAYMENT_EVENTS, order_id, voided)

@@ -131,6 +131,15 @@ def test_an_unanswered_decision_goes_out_again_and_a_confirmed_order_does_not_ti
     assert order.awaiting_since == LATER
 
 
+def test_each_resend_is_counted_so_the_next_waits_longer_and_a_new_decision_starts_over():
+    order = confirmed_order()
+    order.overdue(LATER)
+    order.overdue(LATER)
+    assert order.resends == 2
+    order.cancel(Reason.CUSTOMER_CANCELLED, LATER)
+    assert (order.resends, order.awaiting_since) == (0, LATER)
+
+
 def test_an_answered_decision_is_not_sent_again():
     order = new_order()
     order.payment_answered(Outcome.FAILED, NOW)
