@@ -29,6 +29,7 @@ class Envelope(BaseModel):
     versions: list[int] = Field(
         default_factory=list,
         description="When the same event is published in several versions (a deprecation "
-        "window), all of them, one record each: a consumer applies the newest it can read and "
-        "skips the others. Empty when `event_version` is the only one.",
+        "window), all of them, one record each with the same `event_id`: a consumer applies "
+        "the newest it can read and skips the others. Empty when `event_version` is the only "
+        "one.",
     )

@@ -95,8 +95,10 @@ class Dispatcher:
     producer publishes one event in several versions (`Envelope.versions`), a record
     each: the service applies the newest copy it can read and skips the others, so a
     service that reads only v1, one that reads only v2 and one that reads both each
-    apply the event exactly once. An event of a type the service handles but in no
-    version it can read, and an event of a type nobody knows, are poison.
+    apply the event exactly once. The copies share one `event_id`, so in a fleet that
+    is halfway through moving to v2 the inbox turns a second copy into a duplicate when
+    a partition changes hands between the two. An event of a type the service handles
+    but in no version it can read, and an event of a type nobody knows, are poison.
     """
 
     def __init__(self, handlers: Handlers) -> None:

@@ -15,28 +15,43 @@ from shared_contracts import Envelope, event_key
 
 
 def new_envelope(
-    producer: str,
-    key: str,
-    payload: BaseModel,
-    caused_by: Envelope | None = None,
-    versions: Sequence[int] = (),
+    producer: str, key: str, payload: BaseModel, caused_by: Envelope | None = None
 ) -> Envelope:
-    """A fresh envelope for `payload` (a contract model of any version), keyed by `key`.
+    """A fresh envelope for `payload` (a contract model of any version), keyed by `key`."""
+    return new_envelopes(producer, key, [payload], caused_by)[0]
 
-    `versions`: every version the same event is published in, when more than one.
+
+def new_envelopes(
+    producer: str, key: str, payloads: Sequence[BaseModel], caused_by: Envelope | None = None
+) -> list[Envelope]:
+    """Envelopes for one event: one payload, or the same event in several versions.
+
+    The copies of an event in several versions (a deprecation window) are one event: they
+    share its `event_id` and `occurred_at`, and each lists every version in `versions`.
+    A consumer applies the newest copy it can read and skips the rest, and since the
+    inbox records the shared id, a copy that reaches a consumer after another copy was
+    applied (a partition handed from an instance on the old version to one on the new
+    in mid-pair) is a duplicate, not a second event.
     """
-    event_type, event_version = event_key(type(payload))
-    return Envelope(
-        event_id=uuid.uuid4(),
-        event_type=event_type,
-        event_version=event_version,
-        occurred_at=datetime.now(UTC),
-        producer=producer,
-        aggregate_id=key,
-        causation_id=caused_by.event_id if caused_by else None,
-        payload=payload.model_dump(mode="json"),
-        versions=list(versions),
-    )
+    if not payloads or len({type(p).__name__ for p in payloads}) != 1:
+        raise ValueError("an event needs a payload, and its versions must share its type")
+    keys = [event_key(type(p)) for p in payloads]
+    versions = sorted(version for _, version in keys) if len(payloads) > 1 else []
+    event_id, occurred_at = uuid.uuid4(), datetime.now(UTC)
+    return [
+        Envelope(
+            event_id=event_id,
+            event_type=event_type,
+            event_version=event_version,
+            occurred_at=occurred_at,
+            producer=producer,
+            aggregate_id=key,
+            causation_id=caused_by.event_id if caused_by else None,
+            payload=payload.model_dump(mode="json"),
+            versions=versions,
+        )
+        for payload, (event_type, event_version) in zip(payloads, keys, strict=True)
+    ]
 
 
 class Outbox:
@@ -60,16 +75,11 @@ class Outbox:
     ) -> Envelope:
         """Write `payload` as an event on `topic` with Kafka key `key`; return its envelope.
 
-        A sequence is one event in several versions, for a deprecation window: each
-        version is a record of its own, and each says which versions exist, so that a
-        consumer applies the newest it can read and skips the rest (see the consumer).
-        The first payload's envelope is returned.
+        A sequence is one event in several versions, for a deprecation window: a record
+        per version, one event id (see `new_envelopes`). The first one's envelope is returned.
         """
-        payloads = [payload] if isinstance(payload, BaseModel) else list(payload)
-        if len({type(p).__name__ for p in payloads}) != 1:
-            raise ValueError("the versions of one event must share its type")
-        versions = sorted(event_key(type(p))[1] for p in payloads) if len(payloads) > 1 else []
-        envelopes = [new_envelope(self.producer, key, p, caused_by, versions) for p in payloads]
+        payloads = [payload] if isinstance(payload, BaseModel) else payload
+        envelopes = new_envelopes(self.producer, key, payloads, caused_by)
         await session.execute(
             insert(outbox),
             [

@@ -17,13 +17,16 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chassis.consumer import Delivery, Handler, InboxConsumer
-from chassis.outbox import Outbox, new_envelope
+from chassis.consumer import Delivery, Handler, Handlers, InboxConsumer
+from chassis.outbox import Outbox, new_envelope, new_envelopes
 from chassis.tables import processed_events
-from shared_contracts import Envelope
+from shared_contracts import Envelope, event_key
 from shared_contracts.inventory.v1 import ProductUpdated
+from shared_contracts.order import v1 as order_v1
+from shared_contracts.order import v2 as order_v2
 
 from ..support import in_background, wait_until
 
@@ -49,11 +52,11 @@ def encoded(envelope: Envelope) -> bytes:
 def recorder(calls: list[uuid.UUID]) -> Handler:
     """A handler that records each call and writes one `applied` row in the delivery's tx."""
 
-    async def apply(delivery: Delivery, payload: ProductUpdated) -> None:
+    async def apply(delivery: Delivery, payload: BaseModel) -> None:
         calls.append(delivery.envelope.event_id)
         await delivery.session.execute(
             sa.text("INSERT INTO applied (event_id, n) VALUES (:event_id, :n)"),
-            {"event_id": delivery.envelope.event_id, "n": payload.unit_price_cents},
+            {"event_id": delivery.envelope.event_id, "n": getattr(payload, "unit_price_cents", 0)},
         )
 
     return apply
@@ -81,15 +84,20 @@ def new_consumer(
     topic: str,
     sessions: Sessions,
     producer: AIOKafkaProducer,
-    handler: Handler,
+    handler: Handler | None = None,
     group: str | None = None,
     max_attempts: int = 5,
+    handlers: Handlers | None = None,
 ) -> InboxConsumer:
+    """A consumer of `topic` applying ProductUpdated with `handler`, or `handlers`."""
+    if handlers is None:
+        assert handler is not None
+        handlers = {ProductUpdated: handler}
     return InboxConsumer(
         name=group or f"chassis-test-{uuid.uuid4().hex[:8]}",
         bootstrap_servers=broker,
         topics=[topic],
-        handlers={ProductUpdated: handler},
+        handlers=handlers,
         sessions=sessions,
         outbox=Outbox("chassis-test"),
         producer=lambda: producer,
@@ -448,4 +456,72 @@ async def test_members_of_a_group_share_the_partitions_and_a_rebalance_repeats_n
     # The first member committed what it had applied before letting its partitions go,
     # so the second was not handed a single event that had been applied already.
     assert metric("events_duplicate_total", topic) == 0
+    assert await count(sessions, "applied") == len(events)
+
+
+def order_created(order_id: uuid.UUID) -> list[BaseModel]:
+    """One OrderCreated in v1 and in v2, as the order service publishes it."""
+    money = order_v2.Money(amount_cents=5, currency="EUR")
+    return [
+        order_v1.OrderCreated(
+            order_id=order_id,
+            customer_id="c",
+            items=[order_v1.OrderLine(sku="s", quantity=1, unit_price_cents=5)],
+            total_cents=5,
+        ),
+        order_v2.OrderCreated(
+            order_id=order_id,
+            customer_id="c",
+            lines=[order_v2.OrderLine(sku="s", quantity=1, unit_price=money)],
+            total=money,
+        ),
+    ]
+
+
+async def test_a_rolling_deploy_from_v1_to_v2_applies_each_event_once(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+) -> None:
+    """The producer publishes every event in v1 and v2; in the consumer group an
+    instance that reads only v1 is stopped and one that reads only v2 takes over."""
+    topic = await new_topic()
+    events = [
+        new_envelopes("chassis-test", str(o), order_created(o))
+        for o in (uuid.uuid4() for _ in range(60))
+    ]
+    for copies in events:
+        for copy in copies:
+            await producer.send(topic, encoded(copy), key=copy.aggregate_id.encode())
+    await producer.flush()
+    group = f"chassis-test-{uuid.uuid4().hex[:8]}"
+    applied: dict[int, list[uuid.UUID]] = {1: [], 2: []}
+
+    def instance(model: type[BaseModel]) -> InboxConsumer:
+        version = event_key(model)[1]
+        record = recorder(applied[version])
+
+        async def apply(delivery: Delivery, payload: BaseModel) -> None:
+            await record(delivery, payload)
+            # The old instance goes (as a deploy's SIGTERM stops it) right after it
+            # applied a v1 copy, so the v2 copy next to it goes to the new instance.
+            if len(applied[1]) == 10:
+                old.stop()
+
+        return new_consumer(broker, topic, sessions, producer, handlers={model: apply}, group=group)
+
+    old, new = instance(order_v1.OrderCreated), instance(order_v2.OrderCreated)
+    async with consuming(old) as old_task:
+        await asyncio.wait_for(old_task, timeout=40)
+
+    async def all_committed() -> bool:
+        return await committed_offsets(broker, group, topic) == 2 * len(events)
+
+    async with consuming(new) as new_task:
+        await wait_until(all_committed, timeout=60, watch=new_task)
+
+    assert len(applied[1]) == 10
+    assert sorted(applied[1] + applied[2]) == sorted(copies[0].event_id for copies in events)
+    assert metric("events_duplicate_total", topic) == 1, "the v2 copy of the last v1 one"
     assert await count(sessions, "applied") == len(events)
