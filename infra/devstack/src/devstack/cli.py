@@ -50,6 +50,9 @@ def up(fresh: bool) -> int:
     if fresh and base.exists():
         print(f"removing {base}", flush=True)
         shutil.rmtree(base)
+    # The services write to .stack/logs/; read in a terminal (`tail -f`) when this runs
+    # in one, as JSON lines otherwise. LOG_FORMAT set by the caller wins.
+    os.environ.setdefault("LOG_FORMAT", "console" if sys.stdout.isatty() else "json")
     stack = Stack(base, progress=_progress)
     try:
         with stack:

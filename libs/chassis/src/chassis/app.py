@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from chassis import health
+from chassis import health, logs, telemetry
 from chassis.consumer import Handlers, is_transient
 from chassis.overload import InFlightLimit
 from chassis.runtime import BackgroundTask, running
@@ -32,13 +32,20 @@ def create_service_app(
     topics the service's consumer group subscribes to.
     """
 
+    tracing = telemetry.configure_tracing(name, settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(name, settings, handlers or {}, topics, background) as runtime:
+            if tracing is not None:
+                telemetry.instrument_engine(runtime.engine, tracing)
             app.state.runtime = runtime
             yield
+        if tracing is not None:
+            tracing.shutdown()  # exports what is still buffered
 
     app = FastAPI(title=f"{name} service", lifespan=lifespan)
+    app.state.service_name = name
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
@@ -51,6 +58,10 @@ def create_service_app(
         retry_after=RETRY_AFTER_SECONDS,
         exempt=UNLIMITED_PATHS,
     )
+    if tracing is not None:
+        telemetry.instrument_app(app, tracing)
+    # Outermost: it also counts what the in-flight limit refuses.
+    app.add_middleware(telemetry.HttpMetrics)
     return app
 
 
@@ -91,7 +102,5 @@ def _metrics() -> Response:
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run `app` with uvicorn on the configured host and port until SIGINT/SIGTERM."""
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure_logging(app.state.service_name, settings.log_level, settings.log_format)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -1,6 +1,7 @@
 """The idempotent consumer: apply each event once, commit the offset after the DB commit."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -16,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis import logs, telemetry
 from chassis.kafka import create_consumer
 from chassis.outbox import Outbox
 from chassis.retry import Backoff
@@ -51,6 +54,11 @@ CONSUMED = Counter("events_consumed_total", "Events applied", ["topic", "event_t
 DUPLICATES = Counter("events_duplicate_total", "Redelivered events skipped", ["topic"])
 RETRIED = Counter("events_retried_total", "Failed attempts that were retried", ["topic"])
 DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a DLQ", ["topic"])
+LAG = Gauge(
+    "consumer_lag",
+    "Records not yet applied, per partition, as of the last commit",
+    ["topic", "partition"],
+)
 ASSIGNED = Gauge(
     "consumer_assigned_partitions", "Partitions of a topic this process consumes now", ["topic"]
 )
@@ -221,7 +229,9 @@ class InboxConsumer:
                 if self._generation != generation:
                     break  # revoked: the revocation commits what was applied
                 if partition in applied:
-                    await self._commit(consumer, {partition: applied.pop(partition)})
+                    offset = applied.pop(partition)
+                    await self._commit(consumer, {partition: offset})
+                    _report_lag(consumer, partition, offset)
 
     async def _hand_over(self, revoked: set[TopicPartition]) -> None:
         """Before a rebalance: stop the batch, finish the event in hand, commit what was applied."""
@@ -229,6 +239,9 @@ class InboxConsumer:
         self._count_assigned(set())
         if revoked:
             log.info("group %s: revoked %s", self.name, _describe(revoked))
+        for tp in revoked:  # the next owner reports their lag
+            with contextlib.suppress(KeyError):
+                LAG.remove(tp.topic, str(tp.partition))
         try:
             async with asyncio.timeout(HANDOVER_SECONDS), self._in_hand:
                 pass
@@ -280,16 +293,39 @@ class InboxConsumer:
             log.warning("offset commit failed after a rebalance", exc_info=True)
 
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Apply one record, retrying, or dead-letter it; return when the partition may move on."""
-        try:
-            envelope = read_envelope(record.value)
-            handler = self._dispatcher.handler(envelope)
-            if handler is None:
+        """Apply one record, retrying, or dead-letter it; return when the partition may move on.
+
+        In a span that continues the trace the record's headers carry, so that what the
+        handler writes to the outbox, and the events that causes downstream, join it.
+        """
+        parent = telemetry.context_of_record(record.headers)
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": record.topic}
+        with telemetry.span(
+            f"process {record.topic}", attributes, SpanKind.CONSUMER, parent
+        ) as span:
+            try:
+                envelope = read_envelope(record.value)
+                span.set_attributes(
+                    {"event.type": envelope.event_type, "event.id": str(envelope.event_id)}
+                )
+                handler = self._dispatcher.handler(envelope)
+                if handler is None:
+                    span.set_attribute("event.skipped", True)
+                    return
+                payload = read_payload(envelope)
+            except PoisonMessage as exc:
+                await self._dead_letter(record, exc)
                 return
-            payload = read_payload(envelope)
-        except PoisonMessage as exc:
-            await self._dead_letter(record, exc)
-            return
+            with logs.about(**_log_context(envelope, payload)):
+                await self._apply_retrying(record, handler, envelope, payload)
+
+    async def _apply_retrying(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        handler: Handler,
+        envelope: Envelope,
+        payload: BaseModel,
+    ) -> None:
         backoff, failures = Backoff(), 0
         while True:
             try:
@@ -329,7 +365,9 @@ class InboxConsumer:
         CONSUMED.labels(topic, envelope.event_type).inc()
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:
+        # The record's own headers (its trace context) stay, so that a replay continues its trace.
         headers = [
+            *record.headers,
             ("dlq.error", type(error).__name__.encode()),
             ("dlq.reason", str(error)[:2000].encode()),
             ("dlq.consumer", self.name.encode()),
@@ -357,6 +395,25 @@ class InboxConsumer:
         log.error(
             "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
         )
+
+
+def _log_context(envelope: Envelope, payload: BaseModel) -> dict[str, str]:
+    """What a log line written while applying this event is about."""
+    fields = {"event_id": str(envelope.event_id)}
+    order_id = getattr(payload, "order_id", None)
+    if order_id is not None:
+        fields["order_id"] = str(order_id)
+    return fields
+
+
+def _report_lag(consumer: AIOKafkaConsumer, partition: TopicPartition, position: int) -> None:
+    """Records between `position` and the partition's end, as the last fetch saw it.
+
+    Approximate on the local broker, whose high watermark can lag by a batch.
+    """
+    highwater = consumer.highwater(partition)
+    if highwater is not None:
+        LAG.labels(partition.topic, str(partition.partition)).set(max(0, highwater - position))
 
 
 def _describe(partitions: set[TopicPartition]) -> str:

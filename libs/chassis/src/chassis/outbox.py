@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from chassis import telemetry
+from chassis.db import after_commit
 from chassis.tables import outbox
 from shared_contracts import Envelope, event_key
 
@@ -80,6 +81,12 @@ class Outbox:
         """
         payloads = [payload] if isinstance(payload, BaseModel) else payload
         envelopes = new_envelopes(self.producer, key, payloads, caused_by)
+        first = envelopes[0]
+        # The row keeps this span's context: the relay's publish, later and batched,
+        # continues the trace from here rather than starting one of its own.
+        attributes = {"messaging.destination.name": topic, "event.id": str(first.event_id)}
+        with telemetry.span(f"outbox {first.event_type}", attributes):
+            trace_context = telemetry.current_context() or None
         await session.execute(
             insert(outbox),
             [
@@ -88,24 +95,10 @@ class Outbox:
                     "key": key,
                     "event_id": e.event_id,
                     "envelope": e.model_dump_json(),
+                    "trace_context": trace_context,
                 }
                 for e in envelopes
             ],
         )
-        session.info[_PENDING] = self
+        after_commit(session, self.committed.set)
         return envelopes[0]
-
-
-_PENDING = "chassis.outbox"
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_relay(session: Session) -> None:
-    pending: Outbox | None = session.info.pop(_PENDING, None)
-    if pending is not None:
-        pending.committed.set()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING, None)

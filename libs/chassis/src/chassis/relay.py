@@ -3,16 +3,19 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from prometheus_client import Counter, Gauge
+from opentelemetry.trace import Span, SpanKind, StatusCode
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis import telemetry
 from chassis.outbox import Outbox
 from chassis.retry import Backoff
 from chassis.tables import outbox
@@ -22,6 +25,11 @@ log = logging.getLogger(__name__)
 PUBLISHED = Counter("outbox_published_total", "Outbox events published to Kafka", ["topic"])
 BACKLOG = Gauge(
     "outbox_backlog", "Outbox rows still waiting after the relay's last round (0: drained)"
+)
+PUBLISH_LAG = Histogram(
+    "outbox_publish_lag_seconds",
+    "From an event's commit to the outbox until the broker acked it",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
 # Any constant works: it only has to be the same for every relay of one database.
@@ -35,6 +43,8 @@ class _PartitionBatch:
 
     builder: Any  # aiokafka's BatchBuilder
     row_ids: list[int] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    """A publish span per row, ended when the batch's ack (or failure) arrives."""
     full: bool = False
 
 
@@ -107,7 +117,14 @@ class OutboxRelay:
             await session.execute(select(func.pg_advisory_xact_lock(_RELAY_LOCK_ID)))
             rows = (
                 await session.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.envelope)
+                    select(
+                        outbox.c.id,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.envelope,
+                        outbox.c.trace_context,
+                        outbox.c.created_at,
+                    )
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
                 )
@@ -129,6 +146,7 @@ class OutboxRelay:
                     PartitionsChanged(topic) if topic in moved else result
                     for (topic, _), result in zip(batches, results, strict=True)
                 ]
+            _end_spans(batches.values(), results)
             sent = [
                 row_id
                 for (_, batch), result in zip(batches.items(), results, strict=True)
@@ -138,9 +156,10 @@ class OutboxRelay:
             if sent:
                 await session.execute(delete(outbox).where(outbox.c.id.in_(sent)))
         BACKLOG.set(waiting - len(sent))
-        topics = {row.id: row.topic for row in rows}
+        acked_at, by_id = datetime.now(UTC), {row.id: row for row in rows}
         for row_id in sent:
-            PUBLISHED.labels(topics[row_id]).inc()
+            PUBLISHED.labels(by_id[row_id].topic).inc()
+            PUBLISH_LAG.observe((acked_at - by_id[row_id].created_at).total_seconds())
         # More rows wait if the read was full or some did not fit this round's batches.
         self._backlog = len(rows) == self._batch_size or len(sent) < len(rows)
         for result in results:
@@ -151,7 +170,7 @@ class OutboxRelay:
         return len(sent)
 
     def _fill(
-        self, rows: Sequence[Row[Any, Any, Any, Any]], routing: dict[str, list[int]]
+        self, rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], routing: dict[str, list[int]]
     ) -> dict[tuple[str, int], _PartitionBatch]:
         """Put each row into its partition's batch, oldest first, until that batch is full."""
         batches: dict[tuple[str, int], _PartitionBatch] = {}
@@ -164,10 +183,14 @@ class OutboxRelay:
             batch = batches[row.topic, partition]
             if batch.full:
                 continue  # a later row of a full partition waits for the next round
-            if batch.builder.append(key=key, value=row.envelope.encode(), timestamp=None) is None:
-                batch.full = True
+            span = _publish_span(row)
+            headers = telemetry.kafka_headers(span)
+            value = row.envelope.encode()
+            if batch.builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                batch.full = True  # the span is dropped unended: a span is exported when ended
                 continue
             batch.row_ids.append(row.id)
+            batch.spans.append(span)
         return batches
 
     async def _send(
@@ -197,6 +220,24 @@ class OutboxRelay:
             for topic, partitions in routing.items()
             if sorted(await self._producer.partitions_for(topic)) != partitions
         }
+
+
+def _publish_span(row: Row[Any, Any, Any, Any, Any, Any]) -> Span:
+    """The span of publishing one row: a child of the span that wrote the row."""
+    return telemetry.tracer.start_span(
+        f"publish {row.topic}",
+        context=telemetry.context_of(row.trace_context),
+        kind=SpanKind.PRODUCER,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": row.topic},
+    )
+
+
+def _end_spans(batches: Iterable[_PartitionBatch], results: Sequence[object]) -> None:
+    for batch, result in zip(batches, results, strict=True):
+        for span in batch.spans:
+            if isinstance(result, BaseException):
+                span.set_status(StatusCode.ERROR, str(result) or type(result).__name__)
+            span.end()
 
 
 class PartitionsChanged(Exception):

@@ -1,7 +1,12 @@
 """Settings every service has; each service subclasses with its own `env_prefix`."""
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings
+
+LogFormat = Literal["auto", "json", "console"]
 
 
 class ServiceSettings(BaseSettings):
@@ -24,6 +29,16 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int
     log_level: str = "INFO"
+    log_format: LogFormat = Field(
+        default="auto",
+        validation_alias=AliasChoices("LOG_FORMAT", "log_format"),
+        description="`json` lines, `console` lines, or `auto`: console on a terminal.",
+    )
+    traces_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TRACES_DIR", "traces_dir"),
+        description="Write finished spans here as JSON lines, a file per process (tests).",
+    )
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Attempts at a failing event before it is dead-lettered."
     )

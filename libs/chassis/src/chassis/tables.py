@@ -45,8 +45,15 @@ _TABLES: dict[str, Callable[[], list[sa.schema.SchemaItem]]] = {
 
 metadata = new_metadata()
 
-outbox = sa.Table("outbox", metadata, *_outbox_columns())
-"""Events written in the same transaction as the state change that caused them."""
+
+def _trace_context_column() -> sa.Column[dict[str, str] | None]:
+    # Added after the first release: `_outbox_columns` stays what the first migration made.
+    return sa.Column("trace_context", postgresql.JSONB)
+
+
+outbox = sa.Table("outbox", metadata, *_outbox_columns(), _trace_context_column())
+"""Events written in the same transaction as the state change that caused them, with
+the W3C trace context (`traceparent`, ...) of the span that wrote each (None untraced)."""
 
 processed_events = sa.Table("processed_events", metadata, *_processed_events_columns())
 """The inbox: one row per event a consumer has applied, so a redelivery is a no-op."""
@@ -56,6 +63,16 @@ def create_messaging_tables() -> None:
     """Create the outbox and inbox tables (call from a migration's `upgrade`)."""
     for name, columns in _TABLES.items():
         op.create_table(name, *columns())
+
+
+def add_outbox_trace_context() -> None:
+    """Add the outbox's `trace_context` column (call from a migration's `upgrade`)."""
+    op.add_column("outbox", _trace_context_column())
+
+
+def drop_outbox_trace_context() -> None:
+    """Drop the outbox's `trace_context` column (call from a migration's `downgrade`)."""
+    op.drop_column("outbox", "trace_context")
 
 
 def drop_messaging_tables() -> None:

@@ -16,12 +16,14 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.consumer import Delivery, Handler, Handlers, InboxConsumer
 from chassis.outbox import Outbox, new_envelope, new_envelopes
+from chassis.tables import outbox as outbox_table
 from chassis.tables import processed_events
 from shared_contracts import Envelope, event_key
 from shared_contracts.inventory.v1 import ProductUpdated
@@ -525,3 +527,34 @@ async def test_a_rolling_deploy_from_v1_to_v2_applies_each_event_once(
     assert sorted(applied[1] + applied[2]) == sorted(copies[0].event_id for copies in events)
     assert metric("events_duplicate_total", topic) == 1, "the v2 copy of the last v1 one"
     assert await count(sessions, "applied") == len(events)
+
+
+async def test_a_handler_runs_in_the_trace_its_event_carries_and_passes_it_on(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+) -> None:
+    topic, trace_id = await new_topic(), uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-00000000000000ab-01".encode()
+    event = envelope_of(product("sku-t", 3))
+    await producer.send_and_wait(
+        topic, encoded(event), key=b"sku-t", headers=[("traceparent", traceparent)]
+    )
+    seen: list[str] = []
+
+    async def apply(delivery: Delivery, payload: BaseModel) -> None:
+        seen.append(format(trace.get_current_span().get_span_context().trace_id, "032x"))
+        await delivery.publish(topic, "sku-t", payload)
+
+    consumer = new_consumer(broker, topic, sessions, producer, apply)
+
+    async def committed() -> bool:
+        return await count(sessions, "outbox") == 1
+
+    async with consuming(consumer) as task:
+        await wait_until(committed, watch=task)
+    async with sessions() as session:
+        written = await session.scalar(sa.select(outbox_table.c.trace_context))
+    assert seen == [trace_id]
+    assert written is not None and trace_id in written["traceparent"]

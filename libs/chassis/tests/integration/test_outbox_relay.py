@@ -10,9 +10,12 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, UnknownError
 from aiokafka.partitioner import DefaultPartitioner
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import chassis.relay
+from chassis import telemetry
 from chassis.kafka import create_producer
 from chassis.outbox import Outbox
 from chassis.relay import OutboxRelay, PartitionsChanged
@@ -341,3 +344,28 @@ async def test_batches_acked_while_the_partitions_changed_are_sent_again(
     for key in keys:
         now = DefaultPartitioner()(key.encode(), [0, 1, 2], [0, 1, 2])
         assert now in {record.partition for record in records if record.key == key.encode()}
+
+
+async def test_the_trace_context_of_the_writer_travels_with_the_event(
+    sessions: Sessions, producer: AIOKafkaProducer, new_topic: NewTopic, read_topic: Any
+) -> None:
+    """The relay publishes later, in another task: the row carries the writer's trace."""
+    topic = await new_topic()
+    signal = Outbox("chassis-test")
+    writer = SpanContext(
+        trace_id=uuid.uuid4().int, span_id=0x1234, is_remote=True, trace_flags=TraceFlags(1)
+    )
+    with trace.use_span(NonRecordingSpan(writer)):
+        async with sessions.begin() as session:
+            await signal.add(session, topic, "sku-t", product("sku-t", 1))
+    untraced = Outbox("chassis-test")
+    async with sessions.begin() as session:
+        await untraced.add(session, topic, "sku-u", product("sku-u", 2))
+
+    assert await OutboxRelay(sessions, producer, signal).publish_batch() == 2
+    records = {record.key: record for record in await read_topic(topic, at_least=2)}
+
+    carried = telemetry.context_of_record(records[b"sku-t"].headers)
+    published = trace.get_current_span(carried).get_span_context()
+    assert (published.trace_id, published.span_id) == (writer.trace_id, writer.span_id)
+    assert records[b"sku-u"].headers == ()  # no trace, no headers

@@ -30,4 +30,4 @@ def test_one_downgrade_leaves_the_previous_revision(
 ) -> None:
     url = database_url("order")
     *_, current = migrations("order", url, ["downgrade", "-1"], ["current"])
-    assert "0003" in current.stdout and "0004" not in current.stdout
+    assert "0004" in current.stdout and "0005" not in current.stdout

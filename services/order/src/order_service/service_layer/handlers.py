@@ -17,6 +17,7 @@ from chassis.consumer import Delivery
 from chassis.outbox import Outbox
 from order_service.adapters import repository
 from order_service.domain.model import Order, Outcome, Product, Reason, Status, price_lines
+from order_service.service_layer import metrics
 from shared_contracts import Envelope, Topic
 from shared_contracts.inventory import v1 as inventory
 from shared_contracts.order import v1 as order_events
@@ -78,6 +79,7 @@ async def place_order(
             decisions = _decisions(order)
             await repository.add(session, order, idempotency_key, fingerprint)
             await _publish(order, decisions, partial(outbox.add, session))
+            metrics.count_started(session)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -239,6 +241,7 @@ async def _answer(delivery: Delivery, order_id: UUID, apply: Callable[[Order], N
 async def _save(order: Order, session: AsyncSession, publish: Publish) -> None:
     """Save a loaded order and publish the decisions it just took."""
     decisions = _decisions(order)
+    metrics.count_decisions(order, session)  # before `update` saves (and clears) the new steps
     await repository.update(session, order, _now())
     await _publish(order, decisions, publish)
 

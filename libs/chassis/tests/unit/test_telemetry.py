@@ -1,0 +1,80 @@
+"""HTTP metrics by route template, trace context in Kafka headers, after-commit callbacks; no I/O."""
+
+import httpx
+import sqlalchemy as sa
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
+from sqlalchemy.orm import Session
+
+from chassis import telemetry
+from chassis.db import after_commit
+from chassis.settings import ServiceSettings
+
+
+def answered(method: str, route: str, status: str) -> float:
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+
+async def test_requests_are_counted_by_route_template_not_by_path() -> None:
+    app = FastAPI()
+
+    @app.get("/things/{thing_id}")
+    async def get_thing(thing_id: str) -> dict[str, str]:
+        return {"thing_id": thing_id}
+
+    app.add_middleware(telemetry.HttpMetrics)
+    before = (
+        answered("GET", "/things/{thing_id}", "200"),
+        answered("GET", telemetry.UNROUTED, "404"),
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for thing in ("a", "b"):
+            assert (await client.get(f"/things/{thing}")).status_code == 200
+        assert (await client.get("/nowhere")).status_code == 404
+    after = answered("GET", "/things/{thing_id}", "200"), answered("GET", telemetry.UNROUTED, "404")
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+    duration = REGISTRY.get_sample_value(
+        "http_request_duration_seconds_count", {"method": "GET", "route": "/things/{thing_id}"}
+    )
+    assert duration is not None and duration >= 2
+
+
+def test_a_span_travels_in_kafka_headers_and_comes_back_out() -> None:
+    with TracerProvider().get_tracer("test").start_as_current_span("publish") as span:
+        headers = telemetry.kafka_headers(span)
+    assert [key for key, _ in headers] == ["traceparent"]
+    carried = telemetry.context_of_record(headers)
+    assert trace.get_current_span(carried).get_span_context().span_id == (
+        span.get_span_context().span_id
+    )
+
+
+def test_no_span_means_no_headers_and_an_empty_context() -> None:
+    assert telemetry.current_context() == {}
+    assert telemetry.trace_ids() is None
+
+
+def test_after_commit_runs_once_on_commit_and_never_after_a_rollback() -> None:
+    engine = sa.create_engine("sqlite://")
+    calls: list[str] = []
+    with Session(engine) as session:
+        with session.begin():
+            after_commit(session, lambda: calls.append("committed"))  # type: ignore[arg-type]
+        assert calls == ["committed"]
+        with session.begin():
+            after_commit(session, lambda: calls.append("rolled back"))  # type: ignore[arg-type]
+            session.rollback()
+        with session.begin():
+            pass
+    assert calls == ["committed"]
+
+
+def test_without_an_exporter_configured_tracing_is_off(monkeypatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("TRACES_DIR", raising=False)
+    settings = ServiceSettings(database_url="postgresql+asyncpg://x/y", port=1)
+    assert telemetry.configure_tracing("order", settings) is None
