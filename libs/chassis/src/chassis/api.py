@@ -69,8 +69,9 @@ not valid is a 422 like any other validation error)."""
 UNAVAILABLE: Responses = {
     503: {
         **error(
-            "The service's database is unreachable, or too many requests are in flight: "
-            "retry after `Retry-After` seconds"
+            "The service cannot take the request now (its database is unreachable, too many "
+            "requests are in flight, or too much work is pending): retry after `Retry-After` "
+            "seconds"
         ),
         "headers": {
             "Retry-After": {

@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis import health, logs, telemetry
 from chassis.consumer import Handlers, is_transient
-from chassis.overload import InFlightLimit
+from chassis.overload import InFlightLimit, Overloaded
 from chassis.runtime import BackgroundTask, running
 from chassis.settings import ServiceSettings
 
@@ -52,6 +52,7 @@ def create_service_app(
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
     for error in _UNAVAILABLE_ERRORS:
         app.add_exception_handler(error, _unavailable)
+    app.add_exception_handler(Overloaded, _overloaded)
     app.add_middleware(
         InFlightLimit,
         limit=settings.max_concurrent_requests,
@@ -90,6 +91,14 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     )
     return JSONResponse(
         {"detail": "service temporarily unavailable: its database cannot be reached; retry"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _overloaded(_request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"detail": f"service overloaded: {exc}; retry later"},
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )

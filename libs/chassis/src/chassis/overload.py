@@ -19,6 +19,10 @@ _LOG_EVERY_SECONDS = 10.0
 """Under overload every request would log: one line per interval says how many were refused."""
 
 
+class Overloaded(Exception):
+    """Raised by a route that refuses work now: answered 503 with `Retry-After`."""
+
+
 class InFlightLimit:
     """Pure ASGI middleware: at most `limit` HTTP requests in flight, the rest get a 503 now.
 

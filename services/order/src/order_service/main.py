@@ -13,6 +13,7 @@ from chassis.runtime import Runtime
 from order_service.api import routes, v2
 from order_service.domain.model import AlreadyCancelled, UnknownSkus
 from order_service.service_layer import handlers
+from order_service.service_layer.admission import Admission
 from order_service.settings import Settings
 from shared_contracts import Topic
 from shared_contracts.inventory import v1 as inventory
@@ -59,14 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except Exception:
                 log.warning("overdue-order sweep failed; next sweep retries", exc_info=True)
 
+    admission = Admission(settings.max_pending_orders)
     app = create_service_app(
         "order",
         settings,
         routers=[routes.router, v2.router],
         handlers=HANDLERS,
         topics=TOPICS,
-        background=[sweep_overdue],
+        background=[sweep_overdue, admission.watch],
     )
+    app.state.admission = admission
 
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS[type(exc)])

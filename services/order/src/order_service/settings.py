@@ -16,3 +16,8 @@ class Settings(ServiceSettings):
         validation_alias=AliasChoices("SAGA_TIMEOUT_SECONDS", "saga_timeout_seconds"),
         description="An order still PENDING after this long is cancelled with reason TIMEOUT.",
     )
+    max_pending_orders: int = Field(
+        default=500,
+        ge=1,
+        description="New orders are refused (503) while this many are PENDING: the saga backlog.",
+    )

@@ -162,6 +162,12 @@ async def _save_steps(session: AsyncSession, order: Order) -> None:
     order.history, order.new_steps = order.timeline, []
 
 
+async def count_pending(session: AsyncSession) -> int:
+    """How many orders are PENDING (an index-only count: the partial index holds just those)."""
+    query = sa.select(sa.func.count()).select_from(orders)
+    return int(await session.scalar(query.where(orders.c.status == Status.PENDING.value)) or 0)
+
+
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> tuple[UUID, str] | None:
     """`(order_id, request_fingerprint)` of the order created with `key`, if any."""
     row = (

@@ -7,7 +7,7 @@ renames `customer_id` to `buyer_id`; they keep working unchanged.
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 
 from chassis.api import MALFORMED_BODY, UNAVAILABLE, Responses, error, unprocessable
 from chassis.runtime import RuntimeDep
@@ -22,6 +22,7 @@ from order_service.api.schemas import (
 )
 from order_service.domain.model import Status
 from order_service.service_layer import handlers
+from order_service.service_layer.admission import Admission
 
 router = APIRouter(prefix="/v1", tags=["orders"], responses=UNAVAILABLE)
 
@@ -35,6 +36,15 @@ LIST_RESPONSES = unprocessable("`after` is not the id of an order")
 GET_RESPONSES: Responses = {404: error("Unknown order")}
 CANCEL_RESPONSES: Responses = {**GET_RESPONSES, 409: error("The order is already cancelled")}
 
+
+def get_admission(request: Request) -> Admission:
+    """FastAPI dependency: the order service's admission control (`create_app` sets it)."""
+    admission: Admission = request.app.state.admission
+    return admission
+
+
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
+
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
 ]
@@ -44,14 +54,19 @@ IdempotencyKey = Annotated[
     "/orders", status_code=status.HTTP_202_ACCEPTED, deprecated=True, responses=PLACE_RESPONSES
 )
 async def place_order(
-    body: PlaceOrderIn, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
+    body: PlaceOrderIn,
+    runtime: RuntimeDep,
+    admission: AdmissionDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
     """Place an order. It is PENDING until payment and inventory have answered.
 
     Prices come from the local catalog replica; unknown SKUs are refused with 422.
     Repeating a request with the same `Idempotency-Key` returns the same order; the
-    same key with a different body is refused with 409.
+    same key with a different body is refused with 409. While too many orders are
+    still pending, new ones are refused with 503 and `Retry-After`.
     """
+    admission.check()
     items = [(item.sku, item.quantity) for item in body.items]
     order = await handlers.place_order(
         runtime.sessions, runtime.outbox, body.customer_id, items, idempotency_key

@@ -121,16 +121,20 @@ def _v2(v1: BaseModel, model: type[Out]) -> Out:
 
 @router.post("/orders", status_code=status.HTTP_202_ACCEPTED, responses=routes.PLACE_RESPONSES)
 async def place_order(
-    body: PlaceOrderV2In, runtime: RuntimeDep, idempotency_key: routes.IdempotencyKey = None
+    body: PlaceOrderV2In,
+    runtime: RuntimeDep,
+    admission: routes.AdmissionDep,
+    idempotency_key: routes.IdempotencyKey = None,
 ) -> OrderV2Out:
     """Place an order. It is PENDING until payment and inventory have answered.
 
     Prices come from the local catalog replica; unknown SKUs are refused with 422.
     Repeating a request with the same `Idempotency-Key` returns the same order; the
-    same key with a different body is refused with 409.
+    same key with a different body is refused with 409. While too many orders are
+    still pending, new ones are refused with 503 and `Retry-After`.
     """
     v1 = PlaceOrderIn(customer_id=body.buyer_id, items=body.items)
-    return _v2(await routes.place_order(v1, runtime, idempotency_key), OrderV2Out)
+    return _v2(await routes.place_order(v1, runtime, admission, idempotency_key), OrderV2Out)
 
 
 @router.get("/orders", responses=routes.LIST_RESPONSES)
