@@ -47,6 +47,10 @@ test-e2e: install ## the three services as processes, over HTTP
 chaos: install ## fault injection under load (~6 min): summary table, writes docs/reliability.md
 	$(BIN)/pytest -m chaos tests/failure
 
+.PHONY: bench
+bench: install ## saga throughput and latency on a fresh stack, flat out and at 200/s (~6 min): bench/results/
+	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
+
 .PHONY: soak
 soak: install ## steady load for 10 min (SOAK_SECONDS=600): flat memory, drained outbox; writes docs/reliability.md
 	$(BIN)/pytest -m soak -s tests/failure

@@ -1,0 +1,160 @@
+"""The benchmark's load generator: a process of its own that places orders over HTTP.
+
+    python tests/bench/loadgen.py --url URL --skus a,b --customers c1,c2 \
+        --seconds 70 (--rate 200 | --concurrency 24) --out requests.jsonl
+
+Times in the output are Unix times (seconds), comparable with the order service's
+timestamps. Open loop (`--rate`): order i is sent at start + i / rate whether or not earlier ones
+were answered, as independent clients would, until `--seconds` have passed (at most
+`MAX_IN_FLIGHT` wait for an answer at once: a service slower than the rate gets fewer
+orders than scheduled, and the results say how many were sent). Flat out (`--concurrency`): that many
+clients each place an order as soon as their previous one was answered. A refused
+order (503, `Retry-After`) is retried by its client after the wait it asks for, with
+the same `Idempotency-Key`. Each answer becomes one JSON line in `--out`: when it was
+sent (seconds since start), its HTTP latency, status and order id; the last line holds
+this process's own CPU seconds, so the benchmark can show that the load generator is
+not the bottleneck. A progress line goes to standard error every 5 s.
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import resource
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import httpx
+
+PROGRESS_EVERY = 5.0
+MAX_IN_FLIGHT = 512
+"""Open loop: requests in flight at most; past it the generator itself would fall behind."""
+
+
+@dataclass
+class Load:
+    """What one run sends and where it writes what it saw."""
+
+    http: httpx.AsyncClient
+    skus: list[str]
+    customers: list[str]
+    out: IO[str]
+    started: float = field(default_factory=time.monotonic)
+    epoch: float = field(default_factory=time.time)
+    """The Unix time of `started`: answers are written in Unix time."""
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    async def place(self) -> None:
+        """Place one order, retrying a refusal after its Retry-After; record each answer."""
+        body = {
+            "customer_id": random.choice(self.customers),
+            "items": [{"sku": random.choice(self.skus), "quantity": 1}],
+        }
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        self.sent += 1
+        while True:
+            sent_at = self.now()
+            try:
+                response = await self.http.post("/v1/orders", json=body, headers=headers)
+            except httpx.TransportError as exc:
+                self._write(sent_at, type(exc).__name__, None)
+                await asyncio.sleep(0.1)
+                continue
+            order_id = response.json().get("order_id") if response.status_code == 202 else None
+            self._write(sent_at, response.status_code, order_id)
+            if response.status_code == 202:
+                self.accepted += 1
+                return
+            self.refused += 1
+            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")))
+
+    def _write(self, sent_at: float, status: int | str, order_id: str | None) -> None:
+        latency = self.now() - sent_at
+        record = {
+            "t": round(self.epoch + sent_at, 4),
+            "latency": round(latency, 5),
+            "status": status,
+        }
+        if order_id:
+            record["order_id"] = order_id
+        self.out.write(json.dumps(record) + "\n")
+
+
+async def open_loop(load: Load, rate: float, seconds: float) -> None:
+    in_flight: set[asyncio.Task[None]] = set()
+    for i in itertools.count():
+        due = i / rate
+        if due >= seconds or load.now() >= seconds:
+            break  # the schedule is over, whether or not the service kept up with it
+        await asyncio.sleep(max(0.0, due - load.now()))
+        if len(in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(load.place())
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+
+
+async def flat_out(load: Load, concurrency: int, seconds: float) -> None:
+    async def client() -> None:
+        while load.now() < seconds:
+            await load.place()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def progress(load: Load) -> None:
+    last_sent, last_at = 0, 0.0
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY)
+        now = load.now()
+        rate = (load.sent - last_sent) / (now - last_at)
+        print(
+            f"[loadgen] t={now:5.0f}s sent {load.sent} ({rate:.0f}/s), "
+            f"accepted {load.accepted}, refused answers {load.refused}",
+            file=sys.stderr,
+            flush=True,
+        )
+        last_sent, last_at = load.sent, now
+
+
+async def main(args: argparse.Namespace) -> None:
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
+    with open(args.out, "w", encoding="utf-8") as out:
+        async with httpx.AsyncClient(base_url=args.url, limits=limits, timeout=60) as http:
+            load = Load(http, args.skus.split(","), args.customers.split(","), out)
+            reporting = asyncio.create_task(progress(load))
+            if args.rate:
+                await open_loop(load, args.rate, args.seconds)
+            else:
+                await flat_out(load, args.concurrency, args.seconds)
+            reporting.cancel()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        summary: dict[str, Any] = {"cpu_seconds": usage.ru_utime + usage.ru_stime}
+        out.write(json.dumps({"loadgen": summary}) + "\n")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="the order service")
+    parser.add_argument("--skus", required=True, help="comma-separated SKUs to order")
+    parser.add_argument("--customers", required=True, help="comma-separated customer ids")
+    parser.add_argument("--seconds", type=float, required=True)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--rate", type=float, help="open loop: orders per second")
+    mode.add_argument("--concurrency", type=int, help="flat out: clients")
+    parser.add_argument("--out", required=True, help="where the answers go (JSON lines)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse(sys.argv[1:])))

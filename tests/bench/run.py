@@ -1,0 +1,400 @@
+"""The saga benchmark (`make bench`): end-to-end throughput and latency on a fresh stack.
+
+For each mode it starts a fresh local stack (three PostgreSQL servers, the broker, the
+three services), seeds products and accounts that never run out, then runs the load
+generator (`loadgen.py`, a process of its own) for a warm-up and a measured window:
+
+- `flat`: `--concurrency` clients, each placing an order as soon as the last was answered;
+- `rate`: an open loop at `--rate` orders per second.
+
+Sagas are timed by the order service itself: placed is the `OrderCreated` step of the
+order's history, terminal its first decision (`OrderConfirmed` or `OrderCancelled`).
+The result, per mode, is `bench/results/<mode>-<time>.json` and a plot beside it: orders
+accepted and sagas completed per second, latency placed -> terminal (p50/p95/p99/max),
+the HTTP latency of placing an order, the share of each outcome, CPU seconds per
+completed saga of every process (services, each PostgreSQL with its backends, the
+broker, the load generator), the services' peak RSS, and the invariant check.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devstack.client import TERMINAL, Json, SagaClient
+from devstack.invariants import settle
+from devstack.stack import SERVICES, Stack
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "bench" / "results"
+SKUS = [f"bench-{n}" for n in range(50)]
+CUSTOMERS = [f"bench-c{n}" for n in range(100)]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def say(line: str) -> None:
+    print(f"[bench] {line}", file=sys.stderr, flush=True)
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str]:
+    # The command name, field 2, may hold spaces: split after its closing parenthesis.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process, plus that of its live children and of those it reaped.
+
+    A PostgreSQL server is a postmaster and a backend per connection: counting the
+    children is what makes its figure the database's, not just the postmaster's.
+    """
+    fields = _stat(pid)  # fields[11:15]: utime stime cutime cstime
+    total = sum(int(value) for value in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(child[1]) == pid:  # fields[1]: ppid
+                total += int(child[11]) + int(child[12])
+    return total / TICKS
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """`VmRSS` (resident now) or `VmHWM` (peak resident) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def processes(stack: Stack) -> dict[str, int]:
+    """The pid of every process of the stack, by a name for the results."""
+    pids = {svc: stack.pid(svc) for svc in SERVICES}
+    for svc in SERVICES:
+        pid = stack.postgres(svc).pid
+        assert pid is not None
+        pids[f"postgres-{svc}"] = pid
+    assert stack.broker.pid is not None
+    pids["broker"] = stack.broker.pid
+    return pids
+
+
+# -- one run -------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """The measured part of a run, in Unix time."""
+
+    start: float
+    end: float
+
+    def __contains__(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+async def seed(client: SagaClient) -> None:
+    """Products and accounts that no run can exhaust: every order should be CONFIRMED."""
+    for sku in SKUS:
+        await client.put_product(sku, f"Bench item {sku}", 100, 10**9)
+    for customer in CUSTOMERS:
+        await client.put_account(customer, 10**15)
+
+
+def run_loadgen(
+    url: str, args: argparse.Namespace, mode: str, out: Path
+) -> subprocess.Popen[bytes]:
+    load = (
+        ["--rate", str(args.rate)] if mode == "rate" else ["--concurrency", str(args.concurrency)]
+    )
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("loadgen.py")),
+        f"--url={url}",
+        f"--skus={','.join(SKUS)}",
+        f"--customers={','.join(CUSTOMERS)}",
+        f"--seconds={args.warmup + args.seconds}",
+        *load,
+        f"--out={out}",
+    ]
+    return subprocess.Popen(command, start_new_session=True)
+
+
+async def timings(client: SagaClient, order_ids: list[str]) -> dict[str, tuple[float, float, str]]:
+    """Per order: placed and decided (Unix time, from its history) and its outcome."""
+    found: dict[str, tuple[float, float, str]] = {}
+    gate = asyncio.Semaphore(16)
+
+    async def one(order_id: str) -> None:
+        async with gate:
+            order = await client.order(order_id)
+        steps = {
+            s["step"]: datetime.fromisoformat(s["at"]).timestamp()
+            for s in reversed(order["history"])
+        }
+        decided = min(steps[s] for s in ("OrderConfirmed", "OrderCancelled") if s in steps)
+        outcome = order["status"] + (f"/{order['reason']}" if order.get("reason") else "")
+        found[order_id] = (steps["OrderCreated"], decided, outcome)
+
+    await asyncio.gather(*(one(order_id) for order_id in order_ids))
+    return found
+
+
+async def wait_terminal(client: SagaClient, count: int, timeout: float = 300) -> None:
+    async def done() -> bool:
+        orders = await client.orders()
+        return len(orders) >= count and all(o["status"] in TERMINAL for o in orders)
+
+    await client.wait_for(done, timeout=timeout, interval=1.0)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    cuts = (
+        statistics.quantiles(ordered, n=100, method="inclusive")
+        if len(ordered) > 1
+        else ordered * 99
+    )
+    return {
+        "p50": round(cuts[49] * 1000, 1),
+        "p95": round(cuts[94] * 1000, 1),
+        "p99": round(cuts[98] * 1000, 1),
+        "max": round(ordered[-1] * 1000, 1),
+    }
+
+
+async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    say(f"{mode}: starting a fresh stack")
+    with Stack(base / mode, free_ports=True, progress=lambda line: say(f"  {line}")) as stack:
+        async with SagaClient({svc: stack.url(svc) for svc in SERVICES}, timeout=60) as client:
+            await seed(client)
+            pids = processes(stack)
+            answers_path = base / f"{mode}-answers.jsonl"
+            started = time.time()
+            loadgen = run_loadgen(stack.url("order"), args, mode, answers_path)
+            await asyncio.sleep(args.warmup)
+            window_start, cpu_start = time.time(), {n: cpu_seconds(p) for n, p in pids.items()}
+            profilers = start_profilers(pids, args, base / mode) if args.profile else {}
+            await asyncio.sleep(args.seconds)
+            window = Window(window_start, time.time())
+            cpu_end = {n: cpu_seconds(p) for n, p in pids.items()}
+            profiles = {svc: await finish_profiler(*job) for svc, job in profilers.items()}
+            if await asyncio.to_thread(loadgen.wait) != 0:
+                raise RuntimeError(f"the load generator failed ({loadgen.returncode})")
+            answers = [json.loads(line) for line in answers_path.read_text().splitlines()]
+            loadgen_cpu = answers.pop()["loadgen"]["cpu_seconds"]
+            accepted = [a for a in answers if a["status"] == 202]
+            say(
+                f"{mode}: load done, {len(accepted)} orders accepted; waiting for every saga to end"
+            )
+            await wait_terminal(client, len(accepted))
+            sagas = await timings(client, [a["order_id"] for a in accepted])
+            memory = {
+                svc: {
+                    "rss_mb": round(memory_mb(pids[svc], "VmRSS"), 1),
+                    "peak_rss_mb": round(memory_mb(pids[svc], "VmHWM"), 1),
+                }
+                for svc in SERVICES
+            }
+            say(f"{mode}: checking the invariants")
+            report = await settle(client, timeout=300)
+    completed = [s for s in sagas.values() if s[1] in window]
+    placed_in_window = [s for s in sagas.values() if s[0] in window]
+    return {
+        "mode": mode,
+        "load": {"rate": args.rate} if mode == "rate" else {"concurrency": args.concurrency},
+        "warmup_seconds": args.warmup,
+        "window_seconds": round(window.seconds, 2),
+        "run_started": datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+        "orders_accepted_per_second": round(
+            sum(a["t"] in window for a in accepted) / window.seconds, 1
+        ),
+        "sagas_completed_per_second": round(len(completed) / window.seconds, 1),
+        "saga_latency_ms": percentiles([s[1] - s[0] for s in placed_in_window]),
+        "http_place_order_latency_ms": percentiles(
+            [a["latency"] for a in accepted if a["t"] in window]
+        ),
+        "refused_answers": sum(a["status"] != 202 for a in answers),
+        "outcomes": dict(Counter(s[2] for s in placed_in_window)),
+        "cpu_seconds_per_completed_saga": {
+            name: round((cpu_end[name] - cpu_start[name]) / max(1, len(completed)) * 1000, 3)
+            for name in pids
+        },
+        "cpu_utilisation_in_window": {
+            name: round((cpu_end[name] - cpu_start[name]) / window.seconds, 2) for name in pids
+        },
+        "loadgen_cpu_seconds": round(loadgen_cpu, 1),
+        "loadgen_cpu_utilisation": round(loadgen_cpu / (args.warmup + args.seconds), 2),
+        "memory": memory,
+        "invariant_violations": report.violations,
+        "orders_checked": sum(report.orders.values()),
+        "series": series(accepted, sagas),
+        **({"profile": profiles} if profiles else {}),
+    }
+
+
+def start_profilers(
+    pids: dict[str, int], args: argparse.Namespace, where: Path
+) -> dict[str, tuple[subprocess.Popen[bytes], Path]]:
+    """py-spy on each service for the measured window: 100 samples/s of busy threads."""
+    jobs = {}
+    for svc in SERVICES:
+        out = where / f"{svc}.collapsed"
+        command = [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--nonblocking",
+            "--rate=100",
+            f"--duration={int(args.seconds)}",
+            "--format=raw",
+            f"--output={out}",
+            f"--pid={pids[svc]}",
+        ]
+        jobs[svc] = (
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            out,
+        )
+    return jobs
+
+
+async def finish_profiler(profiler: subprocess.Popen[bytes], out: Path) -> dict[str, float]:
+    """The functions that took the most of a service's busy samples, inclusive, in %."""
+    await asyncio.to_thread(profiler.wait)
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame.split(" (")[0] + " (" + frame.split(" (")[-1].split("/")[-1]] += int(
+                count
+            )
+    return (
+        {frame: round(100 * n / total, 1) for frame, n in inclusive.most_common(40)}
+        if total
+        else {}
+    )
+
+
+def series(accepted: list[Json], sagas: dict[str, tuple[float, float, str]]) -> dict[str, Any]:
+    """Per second of the run: orders accepted, sagas completed, latency of those placed."""
+    if not sagas:
+        return {}
+    first = min(s[0] for s in sagas.values())
+    seconds = int(max(s[1] for s in sagas.values()) - first) + 1
+    accepted_at, completed_at = [0] * seconds, [0] * seconds
+    latencies: list[list[float]] = [[] for _ in range(seconds)]
+    for answer in accepted:
+        accepted_at[min(seconds - 1, max(0, int(answer["t"] - first)))] += 1
+    for placed, decided, _ in sagas.values():
+        completed_at[int(decided - first)] += 1
+        latencies[int(placed - first)].append(decided - placed)
+    return {
+        "accepted": accepted_at,
+        "completed": completed_at,
+        "p50_ms": [round(statistics.median(v) * 1000, 1) if v else None for v in latencies],
+        "p99_ms": [
+            round(max(v) * 1000 if len(v) < 100 else statistics.quantiles(v, n=100)[98] * 1000, 1)
+            if v
+            else None
+            for v in latencies
+        ],
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = result["series"]
+    seconds = range(len(data["accepted"]))
+    figure, (rates, latency) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    rates.plot(seconds, data["accepted"], label="orders accepted / s")
+    rates.plot(seconds, data["completed"], label="sagas completed / s")
+    rates.axvline(result["warmup_seconds"], color="grey", linestyle=":", label="end of warm-up")
+    rates.set_ylabel("per second")
+    rates.legend()
+    latency.plot(seconds, data["p50_ms"], label="p50")
+    latency.plot(seconds, data["p99_ms"], label="p99 (max below 100 orders)")
+    latency.set_ylabel("placed -> terminal (ms)")
+    latency.set_xlabel("seconds since the first order")
+    latency.legend()
+    load = ", ".join(f"{k} {v}" for k, v in result["load"].items())
+    figure.suptitle(f"saga benchmark, {result['mode']} ({load})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def summary(result: dict[str, Any]) -> str:
+    lat, http = result["saga_latency_ms"], result["http_place_order_latency_ms"]
+    cpu = ", ".join(f"{k} {v}" for k, v in result["cpu_seconds_per_completed_saga"].items())
+    rss = ", ".join(f"{k} {v['peak_rss_mb']}" for k, v in result["memory"].items())
+    return "\n".join(
+        [
+            f"mode {result['mode']} {result['load']}, {result['window_seconds']} s measured after {result['warmup_seconds']} s warm-up",
+            f"  accepted {result['orders_accepted_per_second']}/s, completed {result['sagas_completed_per_second']} sagas/s",
+            f"  placed->terminal ms {lat}",
+            f"  HTTP POST /v1/orders ms {http}",
+            f"  outcomes {result['outcomes']}; refused answers {result['refused_answers']}",
+            f"  CPU ms per completed saga: {cpu}",
+            f"  load generator: {result['loadgen_cpu_seconds']} CPU s ({result['loadgen_cpu_utilisation']:.0%} of a core)",
+            f"  peak RSS MB: {rss}",
+            f"  invariant violations: {len(result['invariant_violations'])} ({result['orders_checked']} orders checked)",
+        ]
+    )
+
+
+async def main(args: argparse.Namespace) -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="saga-bench-") as tmp:
+        for mode in ("flat", "rate") if args.mode == "both" else (args.mode,):
+            result = await run_mode(mode, args, Path(tmp))
+            stem = RESULTS / f"{mode}-{stamp}"
+            plot(result, stem.with_suffix(".png"))
+            stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+            print(summary(result), flush=True)
+            print(f"  written: {stem}.json and .png", flush=True)
+            failed |= bool(result["invariant_violations"])
+    return 1 if failed else 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["flat", "rate", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=60.0, help="the measured window")
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="open loop: orders/s")
+    parser.add_argument("--concurrency", type=int, default=24, help="flat out: clients")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy each service in the window (costs CPU)"
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse(sys.argv[1:]))))
