@@ -44,7 +44,7 @@ test-integration: install ## per-package tests against real PostgreSQL and the b
 test-e2e: install ## the three services as processes, over HTTP
 	$(BIN)/pytest -m e2e
 
-chaos: install ## fault injection under load (~6 min): summary table, writes docs/reliability.md
+chaos: install ## fault injection under load (~8 min): summary table, writes docs/reliability.md
 	$(BIN)/pytest -m chaos tests/failure
 
 .PHONY: bench
