@@ -19,7 +19,6 @@ broker, the load generator), the services' peak RSS, and the invariant check.
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,13 +32,13 @@ from typing import Any
 
 from devstack.client import TERMINAL, Json, SagaClient
 from devstack.invariants import settle
+from devstack.procfs import cpu_seconds, memory_bytes
 from devstack.stack import SERVICES, Stack
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
 SKUS = [f"bench-{n}" for n in range(50)]
 CUSTOMERS = [f"bench-c{n}" for n in range(100)]
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def say(line: str) -> None:
@@ -47,38 +46,6 @@ def say(line: str) -> None:
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str]:
-    # The command name, field 2, may hold spaces: split after its closing parenthesis.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process, plus that of its live children and of those it reaped.
-
-    A PostgreSQL server is a postmaster and a backend per connection: counting the
-    children is what makes its figure the database's, not just the postmaster's.
-    """
-    fields = _stat(pid)  # fields[11:15]: utime stime cutime cstime
-    total = sum(int(value) for value in fields[11:15])
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                child = _stat(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(child[1]) == pid:  # fields[1]: ppid
-                total += int(child[11]) + int(child[12])
-    return total / TICKS
-
-
-def memory_mb(pid: int, field: str) -> float:
-    """`VmRSS` (resident now) or `VmHWM` (peak resident) of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def processes(stack: Stack) -> dict[str, int]:
@@ -211,8 +178,8 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             sagas = await timings(client, [a["order_id"] for a in accepted])
             memory = {
                 svc: {
-                    "rss_mb": round(memory_mb(pids[svc], "VmRSS"), 1),
-                    "peak_rss_mb": round(memory_mb(pids[svc], "VmHWM"), 1),
+                    "rss_mb": round(memory_bytes(pids[svc], "VmRSS") / 2**20, 1),
+                    "peak_rss_mb": round(memory_bytes(pids[svc], "VmHWM") / 2**20, 1),
                 }
                 for svc in SERVICES
             }

@@ -12,7 +12,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chassis.settings import ServiceSettings
 from devstack.client import TERMINAL, SagaClient
+from devstack.procfs import memory_bytes
 from devstack.stack import SERVICES
 
 from .harness import HAPPY, ChaosRun, Fault, outcome, read_histories, retry_after, with_retry
@@ -28,14 +28,6 @@ MB = 1024 * 1024
 
 LIMIT: int = ServiceSettings.model_fields["max_concurrent_requests"].default
 """Each service's in-flight limit in these runs (the default: the chaos stacks set none)."""
-
-
-def rss_bytes(pid: int) -> int:
-    """The resident memory of a process: VmRSS in /proc/<pid>/status (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024  # the kernel writes it in kB
-    raise RuntimeError(f"no VmRSS for process {pid} (a zombie?)")
 
 
 async def scrape(client: SagaClient, svc: str) -> dict[str, float]:
@@ -88,7 +80,7 @@ class ResourceWatch:
         for svc, pid in self.pids.items():
             metrics = await scrape(self.run.client, svc)
             usage[svc] = Usage(
-                rss=rss_bytes(pid),
+                rss=memory_bytes(pid),
                 backlog=int(metrics["outbox_backlog"]),
                 refused=int(metrics["http_requests_refused_total"]),
             )

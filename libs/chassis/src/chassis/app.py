@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator, Sequence
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis import health, logs, telemetry
 from chassis.consumer import Handlers, is_transient
-from chassis.overload import InFlightLimit, Overloaded
+from chassis.overload import InFlightLimit, Overloaded, retry_later
 from chassis.runtime import BackgroundTask, running
 from chassis.settings import ServiceSettings
 
@@ -56,7 +55,6 @@ def create_service_app(
     app.add_middleware(
         InFlightLimit,
         limit=settings.max_concurrent_requests,
-        retry_after=RETRY_AFTER_SECONDS,
         exempt=UNLIMITED_PATHS,
     )
     if tracing is not None:
@@ -65,10 +63,6 @@ def create_service_app(
     app.add_middleware(telemetry.HttpMetrics)
     return app
 
-
-RETRY_AFTER_SECONDS = 1
-"""What a 503 tells clients to wait: for an outage the pool reconnects on the next
-request anyway, and an overload clears as soon as a few requests finish."""
 
 UNLIMITED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 """Never refused for overload: probes and scrapes must answer while the API is saturated."""
@@ -89,19 +83,11 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     logging.getLogger(__name__).warning(
         "%s %s: dependency unavailable: %s", request.method, request.url.path, exc
     )
-    return JSONResponse(
-        {"detail": "service temporarily unavailable: its database cannot be reached; retry"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return retry_later("service temporarily unavailable: its database cannot be reached; retry")
 
 
 async def _overloaded(_request: Request, exc: Exception) -> Response:
-    return JSONResponse(
-        {"detail": f"service overloaded: {exc}; retry later"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return retry_later(f"service overloaded: {exc}; retry later")
 
 
 def _metrics() -> Response:

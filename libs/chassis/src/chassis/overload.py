@@ -19,6 +19,18 @@ _LOG_EVERY_SECONDS = 10.0
 """Under overload every request would log: one line per interval says how many were refused."""
 
 
+RETRY_AFTER_SECONDS = 1
+"""What a 503 tells clients to wait: for an outage the pool reconnects on the next
+request anyway, and an overload clears as soon as a few requests finish."""
+
+
+def retry_later(detail: str) -> JSONResponse:
+    """The chassis's one refusal of work it cannot take now: 503, JSON `detail`, `Retry-After`."""
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
 class Overloaded(Exception):
     """Raised by a route that refuses work now: answered 503 with `Retry-After`."""
 
@@ -38,15 +50,12 @@ class InFlightLimit:
     the check and the increment.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, limit: int, retry_after: int, exempt: Collection[str] = ()
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, exempt: Collection[str] = ()) -> None:
         if limit < 1:
             raise ValueError(f"the in-flight limit must be at least 1, not {limit}")
         self.app = app
         self.limit = limit
         self.in_flight = 0
-        self._retry_after = str(retry_after)
         self._exempt = frozenset(exempt)
         self._refused_since_log = 0
         self._logged_at = float("-inf")
@@ -57,11 +66,7 @@ class InFlightLimit:
             return
         if self.in_flight >= self.limit:
             self._refuse()
-            response = JSONResponse(
-                {"detail": "service overloaded: too many requests in flight; retry later"},
-                status_code=503,
-                headers={"Retry-After": self._retry_after},
-            )
+            response = retry_later("service overloaded: too many requests in flight; retry later")
             await response(scope, receive, send)
             return
         self.in_flight += 1

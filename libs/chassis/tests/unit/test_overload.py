@@ -41,7 +41,7 @@ def gate() -> Gate:
 
 @pytest.fixture
 def limited(gate: Gate) -> InFlightLimit:
-    return InFlightLimit(gate, limit=2, retry_after=1, exempt={"/health/live"})
+    return InFlightLimit(gate, limit=2, exempt={"/health/live"})
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ async def test_exempt_paths_answer_while_the_limit_is_reached(http, gate, limite
 
 def test_the_limit_must_admit_something(gate):
     with pytest.raises(ValueError, match="at least 1"):
-        InFlightLimit(gate, limit=0, retry_after=1)
+        InFlightLimit(gate, limit=0)
 
 
 async def test_every_service_app_refuses_beyond_its_setting_but_not_its_probes():
