@@ -6,10 +6,12 @@ Both are started once per test session on free ports and stopped at its end. Als
 """
 
 import contextlib
+import hashlib
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +32,21 @@ from devstack.topics import create_topics
 from shared_contracts import Envelope
 
 REPO = Path(__file__).parent
+
+
+def pytest_configure() -> None:
+    """Give each checkout its own temporary root unless one is set.
+
+    Each session resets the root's `pytest-of-<user>` to mode 0700. Under a shared
+    root, a session started beside a running one (another checkout's, say) then cuts
+    the running session's PostgreSQL servers, which run as an unprivileged user, off
+    from their own configuration.
+    """
+    # pytest reads the variable when a test first asks for a temporary directory.
+    digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    root = Path(tempfile.gettempdir()) / f"saga-tests-{digest}"
+    root.mkdir(mode=0o755, exist_ok=True)
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(root))
 
 
 @pytest.fixture(scope="session")
