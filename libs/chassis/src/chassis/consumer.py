@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ ASSIGNED = Gauge(
 )
 
 HANDOVER_SECONDS = 5.0
-"""How long a revocation waits for the event in hand before the group moves on without it."""
+"""How long a revocation waits for the events in hand before the group moves on without it."""
 
 # SQLSTATE classes that say "try again": connection, rollback (serialization,
 # deadlock), insufficient resources, operator intervention (server shutting down).
@@ -148,16 +148,16 @@ def is_transient(exc: BaseException) -> bool:
 class InboxConsumer:
     """Consumes `topics` in group `name` and applies events through `handlers`.
 
-    Each event is applied in one transaction that also inserts `(name, event_id)`
-    into the inbox; if that row exists the event was applied before and is skipped.
-    Offsets are committed only after the transaction, so a crash in between
-    redelivers events that the inbox then ignores. Transient failures (database or
+    The events of a partition's fetched records are applied in one transaction that
+    also inserts `(name, event_id)` into the inbox for each; an event whose row exists
+    was applied before and is skipped. Offsets are committed only after the
+    transaction, so a crash in between redelivers events that the inbox then ignores. Transient failures (database or
     network down) are retried forever with backoff; any other failure is retried
     `max_attempts` times, then the event goes to `<topic>.dlq` and the partition moves on.
 
     Instances of a service share group `name`, so each gets some of the partitions. On
     a rebalance the group first revokes every partition: the loop abandons the rest
-    of its batch, the revocation waits (up to `HANDOVER_SECONDS`) for the event in
+    of its batch, the revocation waits (up to `HANDOVER_SECONDS`) for the events in
     hand and commits the offsets of everything applied, and only then may a new owner
     start reading. An event still in hand after that wait is applied by whichever of
     the two commits first; the other finds it in the inbox and skips it.
@@ -210,7 +210,7 @@ class InboxConsumer:
                 await consumer.stop()
 
     def stop(self) -> None:
-        """Finish the event in hand, commit the offsets of what was applied, and return."""
+        """Finish the events in hand, commit the offsets of what was applied, and return."""
         self._stopping.set()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -219,13 +219,18 @@ class InboxConsumer:
             generation = self._generation
             applied: dict[TopicPartition, int] = {}
             self._applied = applied
+
+            def abandoned(generation: int = generation) -> bool:
+                # The rest is redelivered: after a restart, or to the partition's next owner.
+                return self._stopping.is_set() or self._generation != generation
+
             for partition, records in batches.items():
-                for record in records:
-                    if self._stopping.is_set() or self._generation != generation:
-                        break  # the rest is redelivered: after restart, or to the next owner
-                    async with self._in_hand:
-                        await self.handle(record)
-                        applied[partition] = record.offset + 1
+                async with self._in_hand:
+                    if abandoned():
+                        break
+                    handled = await self.handle(records, abandoned)
+                    if handled:
+                        applied[partition] = records[handled - 1].offset + 1
                 if self._generation != generation:
                     break  # revoked: the revocation commits what was applied
                 if partition in applied:
@@ -234,7 +239,7 @@ class InboxConsumer:
                     _report_lag(consumer, partition, offset)
 
     async def _hand_over(self, revoked: set[TopicPartition]) -> None:
-        """Before a rebalance: stop the batch, finish the event in hand, commit what was applied."""
+        """Before a rebalance: stop the batch, finish the events in hand, commit what was applied."""
         self._generation += 1
         self._count_assigned(set())
         if revoked:
@@ -247,12 +252,12 @@ class InboxConsumer:
                 pass
         except TimeoutError:
             log.warning(
-                "group %s: the event in hand is still not applied after %.0fs; handing over anyway",
+                "group %s: the events in hand are still not applied after %.0fs; handing over anyway",
                 self.name,
                 HANDOVER_SECONDS,
             )
-        # Detached from the loop: an event in hand that finishes after this is not
-        # committed, so the partition's next owner gets it again and its inbox skips it.
+        # Detached from the loop: events in hand that finish after this are not
+        # committed, so the partition's next owner gets them again and its inbox skips them.
         applied, self._applied = self._applied, {}
         if applied and self._client is not None:
             await self._commit(self._client, applied)
@@ -292,77 +297,109 @@ class InboxConsumer:
             # events and the inbox turns them into no-ops.
             log.warning("offset commit failed after a rebalance", exc_info=True)
 
-    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Apply one record, retrying, or dead-letter it; return when the partition may move on.
-
-        In a span that continues the trace the record's headers carry, so that what the
-        handler writes to the outbox, and the events that causes downstream, join it.
-        """
-        parent = telemetry.context_of_record(record.headers)
-        attributes = {"messaging.system": "kafka", "messaging.destination.name": record.topic}
-        with telemetry.span(
-            f"process {record.topic}", attributes, SpanKind.CONSUMER, parent
-        ) as span:
-            try:
-                envelope = read_envelope(record.value)
-                span.set_attributes(
-                    {"event.type": envelope.event_type, "event.id": str(envelope.event_id)}
-                )
-                handler = self._dispatcher.handler(envelope)
-                if handler is None:
-                    span.set_attribute("event.skipped", True)
-                    return
-                payload = read_payload(envelope)
-            except PoisonMessage as exc:
-                await self._dead_letter(record, exc)
-                return
-            with logs.about(**_log_context(envelope, payload)):
-                await self._apply_retrying(record, handler, envelope, payload)
-
-    async def _apply_retrying(
+    async def handle(
         self,
-        record: ConsumerRecord[bytes, bytes],
-        handler: Handler,
-        envelope: Envelope,
-        payload: BaseModel,
-    ) -> None:
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        abandoned: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Apply one partition's records in order; return how many the partition may move past.
+
+        Their events are applied in one transaction, with one inbox insert for all: a
+        fetch under load brings many, and each saves the round trips of a transaction
+        of its own. If that transaction fails, each event is applied alone, retried or
+        dead-lettered by itself, so that one failing event holds up no other; the
+        failed attempt counts against the event whose handler raised. Between events
+        applied alone, `abandoned()` (a stop or a revocation) ends the work early.
+        """
+        read = [_read(record, self._dispatcher) for record in records]
+        events = [event for event in read if isinstance(event, _Event)]
+        failure = await self._attempt(events) if len(events) > 1 else None
+        alone = len(events) == 1 or failure is not None
+        if failure is not None:
+            log.warning(
+                "applying %d events in one transaction failed; applying each alone",
+                len(events),
+                exc_info=failure.error,
+            )
+        for handled, (record, event) in enumerate(zip(records, read, strict=True)):
+            if alone and abandoned():
+                return handled
+            if isinstance(event, PoisonMessage):
+                await self._dead_letter(record, event)
+            elif isinstance(event, _Event) and alone:
+                first = failure.error if failure is not None and failure.event is event else None
+                await self._apply_retrying(event, first)
+        return len(records)
+
+    async def _apply_retrying(self, event: "_Event", failed: Exception | None) -> None:
+        """Apply `event` alone until it is applied or dead-lettered; `failed` is a first attempt's error."""
         backoff, failures = Backoff(), 0
-        while True:
-            try:
-                await self._apply(record.topic, handler, envelope, payload)
-                return
-            except Exception as exc:
-                if not is_transient(exc):
+        topic, envelope = event.record.topic, event.envelope
+        with logs.about(**_log_context(envelope, event.payload)):
+            while True:
+                if failed is None:
+                    failure = await self._attempt([event])
+                    if failure is None:
+                        return
+                    failed = failure.error
+                if not is_transient(failed):
                     failures += 1
                     if failures >= self._max_attempts:
-                        await self._dead_letter(record, exc)
+                        await self._dead_letter(event.record, failed)
                         return
-                RETRIED.labels(record.topic).inc()
+                RETRIED.labels(topic).inc()
                 delay = backoff.next_delay()
                 log.warning(
                     "applying %s %s failed; retrying in %.1fs",
                     envelope.event_type,
                     envelope.event_id,
                     delay,
-                    exc_info=True,
+                    exc_info=failed,
                 )
+                failed = None
                 await asyncio.sleep(delay)
 
-    async def _apply(
-        self, topic: str, handler: Handler, envelope: Envelope, payload: BaseModel
-    ) -> None:
-        async with self._sessions.begin() as session:
-            first_time = await session.scalar(
-                insert(processed_events)
-                .values(consumer=self.name, event_id=envelope.event_id)
-                .on_conflict_do_nothing()
-                .returning(processed_events.c.event_id)
-            )
-            if first_time is None:
-                DUPLICATES.labels(topic).inc()
-                return
-            await handler(Delivery(session, envelope, self._outbox), payload)
-        CONSUMED.labels(topic, envelope.event_type).inc()
+    async def _attempt(self, events: Sequence["_Event"]) -> "_Failure | None":
+        """Apply `events` in one transaction with their inbox rows; None, or what failed.
+
+        An event whose inbox row already exists was applied before and is skipped, as is
+        a second copy of one event in the same batch.
+        """
+        failing: _Event | None = None
+        applied: list[_Event] = []
+        try:
+            async with self._sessions.begin() as session:
+                first_time = set(
+                    (
+                        await session.scalars(
+                            insert(processed_events)
+                            .values(
+                                [
+                                    {"consumer": self.name, "event_id": e.envelope.event_id}
+                                    for e in events
+                                ]
+                            )
+                            .on_conflict_do_nothing()
+                            .returning(processed_events.c.event_id)
+                        )
+                    ).all()
+                )
+                for event in events:
+                    if event.envelope.event_id not in first_time:
+                        DUPLICATES.labels(event.record.topic).inc()
+                        continue
+                    first_time.discard(event.envelope.event_id)
+                    failing = event
+                    with event.span(), logs.about(**_log_context(event.envelope, event.payload)):
+                        delivery = Delivery(session, event.envelope, self._outbox)
+                        await event.handler(delivery, event.payload)
+                    applied.append(event)
+                failing = None  # past the handlers: a failure now is the commit's
+        except Exception as exc:
+            return _Failure(failing, exc)
+        for event in applied:
+            CONSUMED.labels(event.record.topic, event.envelope.event_type).inc()
+        return None
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:
         # The record's own headers (its trace context) stay, so that a replay continues its trace.
@@ -395,6 +432,55 @@ class InboxConsumer:
         log.error(
             "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
         )
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A record that this service applies, read: its envelope, typed payload and handler."""
+
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope
+    payload: BaseModel
+    handler: Handler
+
+    @contextlib.contextmanager
+    def span(self) -> Iterator[None]:
+        """The span of applying it, continuing the trace that the record's headers carry.
+
+        What the handler writes to the outbox, and the events that causes downstream,
+        join that trace.
+        """
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": self.record.topic,
+            "event.type": self.envelope.event_type,
+            "event.id": str(self.envelope.event_id),
+        }
+        parent = telemetry.context_of_record(self.record.headers)
+        with telemetry.span(f"process {self.record.topic}", attributes, SpanKind.CONSUMER, parent):
+            yield
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A failed attempt: the event whose handler raised (None: none did), and the error."""
+
+    event: _Event | None
+    error: Exception
+
+
+def _read(
+    record: ConsumerRecord[bytes, bytes], dispatcher: Dispatcher
+) -> _Event | PoisonMessage | None:
+    """The record's event if the service applies it, None if it skips it, or why it is poison."""
+    try:
+        envelope = read_envelope(record.value)
+        handler = dispatcher.handler(envelope)
+        if handler is None:
+            return None  # a copy in another version, or an event of no use here
+        return _Event(record, envelope, read_payload(envelope), handler)
+    except PoisonMessage as exc:
+        return exc
 
 
 def _log_context(envelope: Envelope, payload: BaseModel) -> dict[str, str]:
