@@ -150,6 +150,38 @@ async def test_a_redelivered_event_is_applied_once(
     )
 
 
+async def test_the_events_of_a_fetch_are_applied_in_one_transaction_in_order(
+    broker: str,
+    sessions: Sessions,
+    producer: AIOKafkaProducer,
+    new_topic: NewTopic,
+) -> None:
+    topic = await new_topic()
+    events = [envelope_of(product("sku-b", n)) for n in range(20)]
+    for event in events:  # one key: one partition, in this order
+        await producer.send(topic, encoded(event), key=b"sku-b")
+    await producer.flush()
+    applied: list[tuple[int, int]] = []
+
+    async def note_transaction(delivery: Delivery, payload: ProductUpdated) -> None:
+        txid = await delivery.session.scalar(sa.text("SELECT txid_current()"))
+        applied.append((payload.version, txid))
+
+    consumer = new_consumer(broker, topic, sessions, producer, note_transaction)
+
+    async def all_applied() -> bool:
+        return len(applied) == len(events)
+
+    async with consuming(consumer) as task:
+        await wait_until(all_applied, watch=task)
+
+    assert [version for version, _ in applied] == list(range(1, 21))
+    transactions = {txid for _, txid in applied}
+    # Published before the consumer started, they arrive in a fetch or two, not twenty.
+    assert len(transactions) <= 2, transactions
+    assert await count(sessions, "processed_events") == len(events)
+
+
 async def test_events_redelivered_after_a_crash_before_the_offset_commit_are_skipped(
     broker: str,
     sessions: Sessions,
