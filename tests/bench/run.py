@@ -48,9 +48,9 @@ def say(line: str) -> None:
 # -- processes -----------------------------------------------------------------------
 
 
-def processes(stack: Stack) -> dict[str, int]:
+def processes(stack: Stack, instances: list[str]) -> dict[str, int]:
     """The pid of every process of the stack, by a name for the results."""
-    pids = {svc: stack.pid(svc) for svc in SERVICES}
+    pids = {svc: stack.pid(svc) for svc in [*SERVICES, *instances]}
     for svc in SERVICES:
         pid = stack.postgres(svc).pid
         assert pid is not None
@@ -155,7 +155,12 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
     with Stack(base / mode, free_ports=True, progress=lambda line: say(f"  {line}")) as stack:
         async with SagaClient({svc: stack.url(svc) for svc in SERVICES}, timeout=60) as client:
             await seed(client)
-            pids = processes(stack)
+            instances = [
+                stack.start_instance(svc)
+                for svc, count in args.instances.items()
+                for _ in range(count - 1)
+            ]
+            pids = processes(stack, instances)
             answers_path = base / f"{mode}-answers.jsonl"
             started = time.time()
             loadgen = run_loadgen(stack.url("order"), args, mode, answers_path)
@@ -181,7 +186,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
                     "rss_mb": round(memory_bytes(pids[svc], "VmRSS") / 2**20, 1),
                     "peak_rss_mb": round(memory_bytes(pids[svc], "VmHWM") / 2**20, 1),
                 }
-                for svc in SERVICES
+                for svc in [*SERVICES, *instances]
             }
             say(f"{mode}: checking the invariants")
             report = await settle(client, timeout=300)
@@ -190,6 +195,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
     return {
         "mode": mode,
         "load": {"rate": args.rate} if mode == "rate" else {"concurrency": args.concurrency},
+        "instances": {svc: args.instances.get(svc, 1) for svc in SERVICES},
         "warmup_seconds": args.warmup,
         "window_seconds": round(window.seconds, 2),
         "run_started": datetime.fromtimestamp(started).isoformat(timespec="seconds"),
@@ -335,13 +341,13 @@ def summary(result: dict[str, Any]) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y-%m-%dT%H%M%S")
     failed = False
     with tempfile.TemporaryDirectory(prefix="saga-bench-") as tmp:
         for mode in ("flat", "rate") if args.mode == "both" else (args.mode,):
             result = await run_mode(mode, args, Path(tmp))
-            stem = RESULTS / f"{mode}-{stamp}"
+            stem = args.results / f"{mode}-{stamp}"
             plot(result, stem.with_suffix(".png"))
             stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
             print(summary(result), flush=True)
@@ -360,7 +366,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy each service in the window (costs CPU)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and PNG go")
+    parser.add_argument(
+        "--instances",
+        action="append",
+        default=[],
+        metavar="SVC=N",
+        help="run N processes of a service in its consumer group, e.g. payment=2 (repeatable;"
+        " the load still goes to the first order process)",
+    )
+    args = parser.parse_args(argv)
+    args.instances = dict(instance_count(parser, spec) for spec in args.instances)
+    return args
+
+
+def instance_count(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int]:
+    """`payment=2` as `("payment", 2)`, or exit with a message saying what is wrong."""
+    svc, _, count = spec.partition("=")
+    if svc not in SERVICES or not count.isdigit() or int(count) < 1:
+        parser.error(
+            f"--instances {spec!r}: expected SVC=N with SVC one of {', '.join(SERVICES)} and N >= 1"
+        )
+    return svc, int(count)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""A few seconds of `make bench`: it runs end to end and writes a well-formed report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).with_name("run.py")
+
+
+@pytest.mark.e2e
+def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
+    argv = ["--mode", "flat", "--seconds", "3", "--warmup", "1", "--concurrency", "4"]
+    argv += ["--instances", "payment=2", "--results", str(tmp_path)]
+    run = subprocess.run(
+        [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=240
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "[bench] flat: checking the invariants" in run.stderr, "progress is shown"
+
+    (report,) = tmp_path.glob("flat-*.json")
+    assert report.with_suffix(".png").stat().st_size > 0
+    result = json.loads(report.read_text())
+    assert result["instances"] == {"order": 1, "inventory": 1, "payment": 2}
+    assert result["sagas_completed_per_second"] > 0
+    assert result["invariant_violations"] == []
+    assert set(result["outcomes"]) <= {"CONFIRMED", "CANCELLED"}
+    for name in ("order", "inventory", "payment", "payment-2", "broker", "postgres-order"):
+        assert result["cpu_seconds_per_completed_saga"][name] >= 0
+    assert set(result["memory"]) == {"order", "inventory", "payment", "payment-2"}
+    assert all(m["peak_rss_mb"] > 0 for m in result["memory"].values())
+    latency = result["saga_latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert result["loadgen_cpu_seconds"] > 0
