@@ -90,6 +90,10 @@ contracts-release: contracts ## make the current event schemas and OpenAPI docum
 	$(BIN)/python shared-contracts/check_compat.py release
 	$(BIN)/python shared-contracts/check_openapi.py release
 
+.PHONY: scenario
+scenario: install ## run a workshop scenario on the stack of `make up`: make scenario NAME=place-order (no NAME lists them)
+	@$(BIN)/python -m devstack scenario $(NAME)
+
 invariants: install ## check a running stack (make up) over HTTP; exit 1 on any violation
 	@$(BIN)/python -m devstack invariants --settle $(or $(SETTLE),0)
 

@@ -5,6 +5,8 @@
 `python -m devstack invariants`: check a running stack's invariants over HTTP.
 
 `python -m devstack dlq list|replay <topic>`: show or re-publish a dead-letter topic.
+
+`python -m devstack scenario <name>`: run a workshop control on the stack of `up`.
 """
 
 import argparse
@@ -20,7 +22,7 @@ from types import FrameType
 
 import httpx
 
-from devstack import dlq, invariants
+from devstack import dlq, invariants, workshop
 from devstack._aio import run_sync
 from devstack.client import SagaClient
 from devstack.demo import run_demo
@@ -53,10 +55,17 @@ def up(fresh: bool) -> int:
     # The services write to .stack/logs/; read in a terminal (`tail -f`) when this runs
     # in one, as JSON lines otherwise. LOG_FORMAT set by the caller wins.
     os.environ.setdefault("LOG_FORMAT", "console" if sys.stdout.isatty() else "json")
+    # Trace ids only exist where tracing is on: without an OTLP endpoint, the services
+    # write their spans to .stack/traces/, so that the console can show each order's.
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        os.environ.setdefault("TRACES_DIR", str(base / "traces"))
+    console_port = workshop.console_port(os.environ)
+    workshop.check_console_port(console_port)
     stack = Stack(base, progress=_progress)
     try:
-        with stack:
+        with stack, workshop.serve_console(stack, console_port) as console:
             print("\nthe stack is up:", flush=True)
+            print(f"  {'console':<10} {console.url}", flush=True)
             for svc in stack.services:
                 print(f"  {svc:<10} {stack.url(svc)}", flush=True)
             print(f"  {'broker':<10} {stack.bootstrap_servers}", flush=True)
@@ -142,6 +151,29 @@ def check_invariants(settle_seconds: float) -> int:
     return 1 if report.violations else 0
 
 
+def scenario(name: str | None) -> int:
+    """Run the workshop control `name` on the stack of `make up`, through its console."""
+    names = [control.name for control in workshop.CONTROLS]
+    if name not in names:
+        problem = f"unknown scenario {name!r}" if name else "say which scenario to run"
+        print(f"error: {problem}; make scenario NAME=... with one of:", file=sys.stderr)
+        for control in workshop.CONTROLS:
+            print(f"  {control.name:<18} {control.help}", file=sys.stderr)
+        return 1
+    url = f"http://127.0.0.1:{workshop.console_port(os.environ)}/api/controls/{name}"
+    try:
+        # Long enough for a service to be stopped and started again.
+        response = httpx.post(url, timeout=120.0)
+    except httpx.TransportError as exc:
+        raise DevstackError(
+            f"no stack is running: nothing answers at {url} ({type(exc).__name__}); "
+            f"start one with `make up` (or set {workshop.CONSOLE_PORT_ENV} to its console's port)"
+        ) from exc
+    body = response.json()
+    print(f"{name}: {body.get('message', body)}", flush=True)
+    return 0 if response.status_code == 200 else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
         return up(args.fresh)
@@ -149,6 +181,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_demo()
     if args.command == "invariants":
         return check_invariants(args.settle)
+    if args.command == "scenario":
+        return scenario(args.name)
     # aiokafka logs each failed connection attempt; the failure is reported as one line.
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     bootstrap = args.bootstrap or dlq.default_bootstrap()
@@ -175,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep checking up to this long while events are still in flight",
     )
     _add_dlq_commands(commands)
+    run = commands.add_parser(
+        "scenario", help="run a workshop control on the stack of `up` (no name: list them)"
+    )
+    run.add_argument("name", nargs="?", help="e.g. place-order; leave out to list them all")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
