@@ -2,7 +2,8 @@
 
 `GET /` is the page, `GET /api/events` the live stream (a `snapshot` event on connect,
 then `order`, `health`, `dead_letters` and `control` events as things happen),
-`GET /api/state` the snapshot alone, `GET /api/controls` the controls and
+`GET /api/state` the snapshot alone, `GET /api/orders/{id}` one order,
+`GET /api/controls` the controls and
 `POST /api/controls/{name}` runs one. The page is plain HTML and a small script with
 `EventSource`: no framework, no build step, nothing fetched from elsewhere.
 """
@@ -136,6 +137,16 @@ def create_app(config: ConsoleConfig, controls: Controls | None = None) -> FastA
     async def state() -> dict[str, Any]:
         """Everything the page shows, as of now."""
         return snapshot()
+
+    @app.get("/api/orders/{order_id}")
+    async def order(order_id: str) -> dict[str, Any]:
+        """One order as the console saw it (it keeps the most recent few hundred)."""
+        seen = board.orders.get(order_id)
+        if seen is None:
+            raise HTTPException(
+                status_code=404, detail=f"the console has not seen order {order_id}"
+            )
+        return seen.as_json()
 
     @app.get("/api/events", response_class=EventSourceResponse)
     async def events() -> AsyncIterable[ServerSentEvent]:

@@ -59,6 +59,9 @@ def up(fresh: bool) -> int:
     # write their spans to .stack/traces/, so that the console can show each order's.
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         os.environ.setdefault("TRACES_DIR", str(base / "traces"))
+    # The console's Kafka client logs every failed reconnect while the broker is stopped
+    # (a workshop control); the console shows the broker as down instead.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     console_port = workshop.console_port(os.environ)
     workshop.check_console_port(console_port)
     stack = Stack(base, progress=_progress)
@@ -171,6 +174,9 @@ def scenario(name: str | None) -> int:
         ) from exc
     body = response.json()
     print(f"{name}: {body.get('message', body)}", flush=True)
+    # The ids, for `curl localhost:8001/v1/orders/<order_id>`; the console shows them too.
+    for order_id in body.get("order_ids", []):
+        print(f"  order {order_id}", flush=True)
     return 0 if response.status_code == 200 else 1
 
 

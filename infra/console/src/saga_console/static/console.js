@@ -86,9 +86,11 @@ function logEntry(entry) {
 
 function stepChip(step) {
   const label = `${step.step}${step.repeat ? " (again)" : ""}`;
-  const versions = step.versions.length > 1 ? ` v${step.versions.join("+v")}` : "";
-  return el("span", { class: `step ${step.step}`, "data-step": step.step, title: `${step.event_type}${versions} ${step.detail}` },
-    el("b", {}, label), ` +${step.offset_ms} ms`, step.detail ? el("small", {}, step.detail) : null);
+  // An event published in several versions at once (a deprecation window) says so.
+  const versions = step.versions.length > 1 ? `v${step.versions.join("+v")}` : null;
+  return el("span", { class: `step ${step.step}`, "data-step": step.step, title: `${step.event_type} v${step.versions.join("+v")} ${step.detail}` },
+    el("b", {}, label), versions ? el("small", { class: "versions" }, versions) : null,
+    ` +${step.offset_ms} ms`, step.detail ? el("small", {}, step.detail) : null);
 }
 
 function orderCard(order) {
