@@ -20,8 +20,6 @@ from playwright.async_api import Page, async_playwright, expect
 from devstack.invariants import settle
 from devstack.stack import SERVICES
 
-pytestmark = pytest.mark.e2e
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_ARGS = [
@@ -35,6 +33,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+pytestmark = [
+    pytest.mark.e2e,
+    # Decided before the stack is started for nothing.
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no Chromium at {CHROMIUM}: `make chromium` installs it (apt-get install "
+        "chromium chromium-driver, as root) and could not here",
+    ),
+]
 SAGA_STEPS = [
     ("order", "created"),
     ("payment", "charged"),
@@ -46,11 +53,6 @@ SAGA_STEPS = [
 
 @asynccontextmanager
 async def console_page(url: str) -> AsyncIterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: `make chromium` installs it (apt-get install "
-            "chromium chromium-driver, as root); it could not here"
-        )
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
