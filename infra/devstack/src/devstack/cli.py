@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -46,9 +47,9 @@ def _progress(line: str) -> None:
     print(line, flush=True)
 
 
-def up(fresh: bool) -> int:
-    """Start the stack in `.stack/` at the repo root and block until a signal arrives."""
-    base = find_repo_root() / ".stack"
+def up(fresh: bool, base: Path | None = None) -> int:
+    """Start the stack in `base` (`.stack/` at the repo root) and block until a signal arrives."""
+    base = (base or find_repo_root() / ".stack").resolve()
     if fresh and base.exists():
         print(f"removing {base}", flush=True)
         shutil.rmtree(base)
@@ -182,7 +183,7 @@ def scenario(name: str | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
-        return up(args.fresh)
+        return up(args.fresh, args.dir)
     if args.command == "demo":
         return run_demo()
     if args.command == "invariants":
@@ -203,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start everything in the foreground")
     up_parser.add_argument("--fresh", action="store_true", help="wipe .stack/ first")
+    up_parser.add_argument(
+        "--dir", type=Path, default=None, help="keep data and logs here instead of .stack/"
+    )
     commands.add_parser("demo", help="run the workshop scenarios on a fresh stack, then stop")
     check = commands.add_parser(
         "invariants", help="check a running stack's invariants over HTTP (exit 1 on a violation)"
