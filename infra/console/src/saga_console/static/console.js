@@ -125,6 +125,15 @@ function showOrder(order) {
     orders.get(oldest).remove();
     orders.delete(oldest);
   }
+  showTotals();
+}
+
+// How the orders on the page stand, e.g. after a burst: "5 CONFIRMED, 15 CANCELLED".
+function showTotals() {
+  const counts = {};
+  for (const card of orders.values()) counts[card.dataset.status] = (counts[card.dataset.status] || 0) + 1;
+  document.getElementById("totals").textContent =
+    Object.entries(counts).map(([status, n]) => `${n} ${status}`).join(", ");
 }
 
 // How long a pending order's lane has been waiting, updated twice a second.
