@@ -32,8 +32,24 @@ up: install ## run the whole system locally in the foreground (Ctrl-C stops it)
 demo: install ## fresh stack, workshop scenarios, report, stop
 	@$(BIN)/python -m devstack demo
 
-test: install lint typecheck contracts-check ## everything CI runs: lint, types, contracts gate, unit, integration, end-to-end
+test: install lint typecheck contracts-check chromium ## everything CI runs: lint, types, contracts gate, unit, integration, end-to-end, browser
 	$(BIN)/pytest
+
+# The browser tests (tests/workshop) drive Debian's Chromium; Playwright never downloads
+# a browser of its own. This installs it when it is missing and can be (root, apt-get),
+# and never fails: without Chromium those tests skip and say why.
+CHROMIUM := /usr/bin/chromium
+.PHONY: chromium
+chromium: ## install Debian's chromium for the browser tests if missing (as root with apt-get; never fails)
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "chromium: $(CHROMIUM) is missing and this is not root: the browser tests will skip (apt-get install chromium chromium-driver)"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then echo "chromium: $(CHROMIUM) is missing and there is no apt-get: the browser tests will skip"; exit 0; fi; \
+	echo "chromium: installing Debian's chromium and chromium-driver for the browser tests"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
+		|| echo "chromium: apt-get could not install it: the browser tests will skip"; \
+	test -x $(CHROMIUM) && echo "chromium: installed ($(CHROMIUM))" || true
 
 test-unit: install ## fast tests without I/O
 	$(BIN)/pytest -m "not integration and not e2e and not chaos"
@@ -89,6 +105,10 @@ contracts-check: install ## fail on an event-schema or HTTP API change that brea
 contracts-release: contracts ## make the current event schemas and OpenAPI documents the released set (refuses a breaking change)
 	$(BIN)/python shared-contracts/check_compat.py release
 	$(BIN)/python shared-contracts/check_openapi.py release
+
+.PHONY: scenario
+scenario: install ## run a workshop scenario on the stack of `make up`: make scenario NAME=place-order (no NAME lists them)
+	@$(BIN)/python -m devstack scenario $(NAME)
 
 invariants: install ## check a running stack (make up) over HTTP; exit 1 on any violation
 	@$(BIN)/python -m devstack invariants --settle $(or $(SETTLE),0)

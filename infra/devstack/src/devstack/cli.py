@@ -5,6 +5,8 @@
 `python -m devstack invariants`: check a running stack's invariants over HTTP.
 
 `python -m devstack dlq list|replay <topic>`: show or re-publish a dead-letter topic.
+
+`python -m devstack scenario <name>`: run a workshop control on the stack of `up`.
 """
 
 import argparse
@@ -16,11 +18,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import httpx
 
-from devstack import dlq, invariants
+from devstack import dlq, invariants, workshop
 from devstack._aio import run_sync
 from devstack.client import SagaClient
 from devstack.demo import run_demo
@@ -44,19 +47,29 @@ def _progress(line: str) -> None:
     print(line, flush=True)
 
 
-def up(fresh: bool) -> int:
-    """Start the stack in `.stack/` at the repo root and block until a signal arrives."""
-    base = find_repo_root() / ".stack"
+def up(fresh: bool, base: Path | None = None) -> int:
+    """Start the stack in `base` (`.stack/` at the repo root) and block until a signal arrives."""
+    base = (base or find_repo_root() / ".stack").resolve()
     if fresh and base.exists():
         print(f"removing {base}", flush=True)
         shutil.rmtree(base)
     # The services write to .stack/logs/; read in a terminal (`tail -f`) when this runs
     # in one, as JSON lines otherwise. LOG_FORMAT set by the caller wins.
     os.environ.setdefault("LOG_FORMAT", "console" if sys.stdout.isatty() else "json")
+    # Trace ids only exist where tracing is on: without an OTLP endpoint, the services
+    # write their spans to .stack/traces/, so that the console can show each order's.
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        os.environ.setdefault("TRACES_DIR", str(base / "traces"))
+    # The console's Kafka client logs every failed reconnect while the broker is stopped
+    # (a workshop control); the console shows the broker as down instead.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+    console_port = workshop.console_port(os.environ)
+    workshop.check_console_port(console_port)
     stack = Stack(base, progress=_progress)
     try:
-        with stack:
+        with stack, workshop.serve_console(stack, console_port) as console:
             print("\nthe stack is up:", flush=True)
+            print(f"  {'console':<10} {console.url}", flush=True)
             for svc in stack.services:
                 print(f"  {svc:<10} {stack.url(svc)}", flush=True)
             print(f"  {'broker':<10} {stack.bootstrap_servers}", flush=True)
@@ -142,13 +155,41 @@ def check_invariants(settle_seconds: float) -> int:
     return 1 if report.violations else 0
 
 
+def scenario(name: str | None) -> int:
+    """Run the workshop control `name` on the stack of `make up`, through its console."""
+    names = [control.name for control in workshop.CONTROLS]
+    if name not in names:
+        problem = f"unknown scenario {name!r}" if name else "say which scenario to run"
+        print(f"error: {problem}; make scenario NAME=... with one of:", file=sys.stderr)
+        for control in workshop.CONTROLS:
+            print(f"  {control.name:<18} {control.help}", file=sys.stderr)
+        return 1
+    url = f"http://127.0.0.1:{workshop.console_port(os.environ)}/api/controls/{name}"
+    try:
+        # Long enough for a service to be stopped and started again.
+        response = httpx.post(url, timeout=120.0)
+    except httpx.TransportError as exc:
+        raise DevstackError(
+            f"no stack is running: nothing answers at {url} ({type(exc).__name__}); "
+            f"start one with `make up` (or set {workshop.CONSOLE_PORT_ENV} to its console's port)"
+        ) from exc
+    body = response.json()
+    print(f"{name}: {body.get('message', body)}", flush=True)
+    # The ids, for `curl localhost:8001/v1/orders/<order_id>`; the console shows them too.
+    for order_id in body.get("order_ids", []):
+        print(f"  order {order_id}", flush=True)
+    return 0 if response.status_code == 200 else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
-        return up(args.fresh)
+        return up(args.fresh, args.dir)
     if args.command == "demo":
         return run_demo()
     if args.command == "invariants":
         return check_invariants(args.settle)
+    if args.command == "scenario":
+        return scenario(args.name)
     # aiokafka logs each failed connection attempt; the failure is reported as one line.
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     bootstrap = args.bootstrap or dlq.default_bootstrap()
@@ -163,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start everything in the foreground")
     up_parser.add_argument("--fresh", action="store_true", help="wipe .stack/ first")
+    up_parser.add_argument(
+        "--dir", type=Path, default=None, help="keep data and logs here instead of .stack/"
+    )
     commands.add_parser("demo", help="run the workshop scenarios on a fresh stack, then stop")
     check = commands.add_parser(
         "invariants", help="check a running stack's invariants over HTTP (exit 1 on a violation)"
@@ -175,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep checking up to this long while events are still in flight",
     )
     _add_dlq_commands(commands)
+    run = commands.add_parser(
+        "scenario", help="run a workshop control on the stack of `up` (no name: list them)"
+    )
+    run.add_argument("name", nargs="?", help="e.g. place-order; leave out to list them all")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)

@@ -34,6 +34,8 @@ class Scenarios:
 
     BURST_ORDERS = 20
     LAST_UNITS = 5
+    WIDGET_STOCK = 100
+    FAN_BALANCE_CENTS = 20_000
 
     def __init__(self, client: SagaClient, tag: str, timeout: float = 60.0) -> None:
         self.client = client
@@ -48,21 +50,27 @@ class Scenarios:
 
     async def seed(self) -> None:
         """Products (one with only the last few units) and customers (one nearly broke)."""
-        products = [
-            (self.widget, "Widget", 1_250, 100),
-            (self.gadget, "Gadget", 4_999, 3),
-            (self.last, "Limited edition", 9_900, self.LAST_UNITS),
-        ]
-        for sku, name, price, stock in products:
+        for sku, name, price, stock in self.products():
             await self.client.put_product(sku, name, price, stock)
         for customer_id, balance in self.accounts().items():
             await self.client.put_account(customer_id, balance)
+
+    def products(self) -> list[tuple[str, str, int, int]]:
+        """The products as `(sku, name, unit price in cents, stock)`."""
+        return [
+            (self.widget, "Widget", 1_250, self.WIDGET_STOCK),
+            (self.gadget, "Gadget", 4_999, 3),
+            (self.last, "Limited edition", 9_900, self.LAST_UNITS),
+        ]
 
     def accounts(self) -> dict[str, int]:
         """The customers and their opening balances."""
         accounts = {self.customer(n): 1_000_000 for n in ("alice", "bob", "dave")}
         accounts[self.customer("carol")] = 500
-        return accounts | {self.customer(f"fan{i:02}"): 20_000 for i in range(self.BURST_ORDERS)}
+        fans = {
+            self.customer(f"fan{i:02}"): self.FAN_BALANCE_CENTS for i in range(self.BURST_ORDERS)
+        }
+        return accounts | fans
 
     async def place(self, customer: str, items: list[tuple[str, int]]) -> str:
         response = await self.client.place_order(customer, items)
@@ -81,14 +89,22 @@ class Scenarios:
         order_id = await self.place(self.customer("alice"), [(self.widget, 2), (self.gadget, 1)])
         return [await self.finish("happy path", order_id, "CONFIRMED", None)]
 
+    async def place_out_of_stock(self) -> str:
+        """Bob orders more gadgets than exist (10 of 3) and a widget; return the order id."""
+        return await self.place(self.customer("bob"), [(self.widget, 1), (self.gadget, 10)])
+
     async def out_of_stock(self) -> list[Outcome]:
         """More gadgets than exist: the whole order fails, and the charge is refunded."""
-        order_id = await self.place(self.customer("bob"), [(self.widget, 1), (self.gadget, 10)])
+        order_id = await self.place_out_of_stock()
         return [await self.finish("out of stock", order_id, "CANCELLED", "OUT_OF_STOCK")]
+
+    async def place_payment_declined(self) -> str:
+        """Carol, who has $5.00, orders a $12.50 widget; return the order id."""
+        return await self.place(self.customer("carol"), [(self.widget, 1)])
 
     async def payment_declined(self) -> list[Outcome]:
         """Carol cannot pay: the order fails, and the reserved stock is released."""
-        order_id = await self.place(self.customer("carol"), [(self.widget, 1)])
+        order_id = await self.place_payment_declined()
         return [await self.finish("payment declined", order_id, "CANCELLED", "PAYMENT_DECLINED")]
 
     async def customer_cancellation(self) -> list[Outcome]:
@@ -99,14 +115,15 @@ class Scenarios:
         response.raise_for_status()
         return [await self.finish("customer cancels", order_id, "CANCELLED", "CUSTOMER_CANCELLED")]
 
+    async def place_burst(self, sku: str) -> list[str]:
+        """Every fan orders one `sku`, all at once; return the order ids."""
+        return await asyncio.gather(
+            *(self.place(self.customer(f"fan{i:02}"), [(sku, 1)]) for i in range(self.BURST_ORDERS))
+        )
+
     async def burst_for_last_units(self) -> list[Outcome]:
         """Twenty customers at once for five units: exactly five win, nobody oversells."""
-        order_ids = await asyncio.gather(
-            *(
-                self.place(self.customer(f"fan{i:02}"), [(self.last, 1)])
-                for i in range(self.BURST_ORDERS)
-            )
-        )
+        order_ids = await self.place_burst(self.last)
         orders = await asyncio.gather(
             *(self.client.wait_terminal(order_id, self.timeout) for order_id in order_ids)
         )

@@ -84,10 +84,10 @@ class Ports:
         """The well-known ports, each overridable by its environment variable."""
         return cls(
             services={
-                s: _env_port(environ, port_env(s), DEFAULT_SERVICE_PORTS[s]) for s in services
+                s: env_port(environ, port_env(s), DEFAULT_SERVICE_PORTS[s]) for s in services
             },
-            postgres={s: _env_port(environ, pg_port_env(s), DEFAULT_PG_PORTS[s]) for s in services},
-            broker=_env_port(environ, BROKER_PORT_ENV, DEFAULT_BROKER_PORT),
+            postgres={s: env_port(environ, pg_port_env(s), DEFAULT_PG_PORTS[s]) for s in services},
+            broker=env_port(environ, BROKER_PORT_ENV, DEFAULT_BROKER_PORT),
         )
 
     @classmethod
@@ -100,7 +100,8 @@ class Ports:
         )
 
 
-def _env_port(environ: Mapping[str, str], name: str, default: int) -> int:
+def env_port(environ: Mapping[str, str], name: str, default: int) -> int:
+    """The TCP port in variable `name` of `environ`, or `default`; a clear error if it is no port."""
     raw = environ.get(name)
     if raw is None:
         return default
