@@ -231,11 +231,14 @@ class InboxConsumer:
                     handled = await self.handle(records, abandoned)
                     if handled:
                         applied[partition] = records[handled - 1].offset + 1
-                if self._generation != generation:
-                    break  # revoked: the revocation commits what was applied
-                if partition in applied:
-                    offset = applied.pop(partition)
-                    await self._commit(consumer, {partition: offset})
+            if self._generation != generation:
+                continue  # revoked: the revocation committed what was applied
+            # One commit for every partition of the fetch: a round trip each would cost
+            # a saga as many network delays as the fetch had partitions.
+            if applied:
+                self._applied = {}
+                await self._commit(consumer, applied)
+                for partition, offset in applied.items():
                     _report_lag(consumer, partition, offset)
 
     async def _hand_over(self, revoked: set[TopicPartition]) -> None:
