@@ -71,3 +71,11 @@ def test_the_workshop_commands_are_the_ones_tested():
         assert words[1] == "compare", command
         extra = [w.removeprefix("COMPARE_ARGS=") for w in words[2:]]
         parse(shlex.split(" ".join(extra)))  # each option the module uses exists
+
+
+def test_nothing_real_imports_the_anti_pattern():
+    """The monolith is for the comparison only: no service or shared library may use it."""
+    for root in ("services", "libs", "shared-contracts", "infra/devstack"):
+        for path in (REPO / root).rglob("*.py"):
+            text = path.read_text()
+            assert not re.search(r"^\s*(from|import) compare\b", text, re.M), path

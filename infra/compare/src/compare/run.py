@@ -204,7 +204,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     repo = find_repo_root()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="load per cell")
-    parser.add_argument("--rate", type=float, default=20.0, help="orders per second")
+    parser.add_argument("--rate", type=float, default=10.0, help="orders per second")
     parser.add_argument("--down-seconds", type=float, default=10.0)
     parser.add_argument("--delay-ms", type=float, default=200.0)
     parser.add_argument("--fail-rate", type=float, default=0.05)
