@@ -49,6 +49,9 @@ def test_make_compare_writes_a_table_a_plot_and_numbers_that_add_up(tmp_path):
         assert sum(row["answers"].values()) == row["placed"]
         assert set(row["latency_ms"]) == {"p50", "p99", "max"}
         assert row["latency_ms"]["p50"] <= row["latency_ms"]["p99"] <= row["latency_ms"]["max"]
+        # Payment's traffic went through the fault proxy: Kafka requests, or HTTP calls.
+        assert row["proxy"]["requests"] > 0
+        assert row["proxy"]["reset"] <= row["proxy"]["requests"]
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = report.table(result)
     assert "\n".join(table) in doc.read_text()

@@ -41,7 +41,8 @@ def table(result: dict[str, Any]) -> list[str]:
     lines = [
         f"{load['orders_per_cell']} orders per cell ({load['rate_per_second']:g}/s for "
         f"{load['seconds_per_cell']:g} s; {mix}), run {result['started_at']} on "
-        f"{result['machine']['cpus']} CPUs, {result['run_seconds']:.0f} s in all.",
+        f"{result['machine']['cpus']} CPUs (load average {_load(result)} when it began), "
+        f"{result['run_seconds']:.0f} s in all.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if i < 2 else "--:" for i in range(len(COLUMNS))) + "|",
@@ -55,7 +56,31 @@ def table(result: dict[str, Any]) -> list[str]:
     ]
     if details:
         lines += ["", "What was inconsistent:", "", *details]
+    done = [
+        f"- {row['design']}, {row['fault']}: {did}"
+        for row in result["rows"]
+        if (did := _fault_did(row))
+    ]
+    if done:
+        lines += ["", "What the faults did:", "", *done]
     return lines
+
+
+def _fault_did(row: dict[str, Any]) -> str:
+    """The fault's log and the proxy's counts for one cell, as a phrase."""
+    proxy = row["proxy"]
+    kind = "Kafka requests" if row["design"].startswith("event") else "HTTP calls"
+    parts = list(row["fault_log"])
+    if proxy["delayed"]:
+        parts.append(f"{proxy['delayed']} of {proxy['requests']} {kind} to payment delayed")
+    if proxy["reset"]:
+        parts.append(f"{proxy['reset']} of {proxy['requests']} {kind} to payment reset")
+    return "; ".join(parts)
+
+
+def _load(result: dict[str, Any]) -> str:
+    load = result["machine"].get("load_average_1min_at_start")
+    return "not recorded" if load is None else f"{load:.1f}"
 
 
 def row_summary(row: dict[str, Any]) -> str:
@@ -90,7 +115,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     faults = list(dict.fromkeys(row["fault"] for row in rows))
     by = {(row["design"], row["fault"]): row for row in rows}
     width = 0.8 / len(designs)
-    figure, (outcomes, latency) = plt.subplots(2, 1, figsize=(10, 7))
+    figure, (outcomes, latency) = plt.subplots(2, 1, figsize=(13, 7))
     for d, design in enumerate(designs):
         xs = [f + (d - (len(designs) - 1) / 2) * width for f in range(len(faults))]
         cells = [by.get((design, fault)) for fault in faults]
@@ -119,7 +144,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             zorder=3,
             label=f"{design}: inconsistent",
         )
-        for key, alpha in (("p50", 1.0), ("p99", 0.4)):
+        for key, alpha in (("p99", 0.4), ("p50", 1.0)):
             values = [c["latency_ms"].get(key, 0) if c else 0 for c in cells]
             latency.bar(
                 xs, values, width, alpha=alpha, hatch=hatch, color=f"C{d}", label=f"{design}: {key}"
@@ -127,10 +152,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for axis in (outcomes, latency):
         axis.set_xticks(range(len(faults)), faults)
     outcomes.set_ylabel("% of orders placed")
-    outcomes.legend(fontsize=7, ncol=2)
+    outcomes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     latency.set_yscale("log")
     latency.set_ylabel("latency (ms, log)\nsaga: placed -> terminal\nmonolith: the HTTP call")
-    latency.legend(fontsize=7, ncol=2)
+    latency.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     load = result["workload"]
     figure.suptitle(
         f"event-driven saga vs distributed monolith: {load['orders_per_cell']} orders per cell "

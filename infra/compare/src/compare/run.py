@@ -175,7 +175,7 @@ async def run_design(key: str, args: argparse.Namespace, base: Path) -> list[dic
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    started = datetime.now(UTC)
+    started, load_average = datetime.now(UTC), os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="saga-compare-") as tmp:
         for key in args.designs:
@@ -193,6 +193,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "faults": {key: fault_label(key, args) for key in args.faults},
         "machine": {
             "cpus": os.cpu_count(),
+            # Other work on the machine makes latencies noisy: say how busy it was.
+            "load_average_1min_at_start": round(load_average, 2),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
@@ -218,6 +220,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=repo / "bench" / "results" / "compare")
     parser.add_argument("--doc", type=Path, default=repo / "docs" / "comparison.md")
     parser.add_argument("--no-doc", action="store_true", help="leave the doc's table alone")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="run nothing: report a saved result again"
+    )
     args = parser.parse_args(argv)
     if unknown := set(args.faults) - set(FAULTS) or set(args.designs) - set(DESIGNS):
         parser.error(f"unknown fault or design: {sorted(unknown)}")
@@ -227,7 +232,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Run every cell, print the table, write the JSON, the plot and the doc's table."""
     args = parse(argv)
-    result = asyncio.run(run(args))
+    result = json.loads(args.render.read_text()) if args.render else asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     report.plot(result, args.out.with_suffix(".png"))
