@@ -14,8 +14,9 @@ the protocol the proxy speaks:
 - `"kafka"`: a request frame of the Kafka protocol (a 4-byte big-endian length, then the
   request). Frames keep their order; requests a client pipelines on one connection are
   each delayed by `delay_ms`, not queued behind one another, as on a slow network. A
-  reset takes with it every request still in flight on that connection, as a real one
-  does; the client sees a broken connection and reconnects. Because a Kafka client,
+  reset takes with it every request still in flight on that connection (and any still
+  held back by `slow`), as a real one does; the client sees a broken connection and
+  reconnects. Because a Kafka client,
   after bootstrapping, connects to the broker addresses it reads from Metadata and
   FindCoordinator answers, the proxy rewrites the upstream's port in those answers to
   its own, so that all of the client's connections stay behind it. This works for one
@@ -25,6 +26,7 @@ the protocol the proxy speaks:
   Requests on a keep-alive connection are sequential, so each is held `delay_ms` before
   it is forwarded; a failed one gets a reset connection and the service never sees it.
 
+`stats` counts connections, requests, delayed and reset requests since the start.
 The proxy runs its own event loop in a thread, so the synchronous launcher (`Stack`) and
 async callers alike can start it and change its faults at any time (from any thread).
 """
