@@ -67,6 +67,10 @@ chaos: install ## fault injection under load (~8 min): summary table, writes doc
 bench: install ## saga throughput and latency on a fresh stack, flat out and at 200/s (~4 min): bench/results/
 	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
+.PHONY: compare
+compare: install ## the saga against a synchronous distributed monolith, same load and faults (~5 min): table, bench/results/compare.*, docs/comparison.md
+	$(BIN)/python -m compare $(COMPARE_ARGS)
+
 .PHONY: soak
 soak: install ## steady load for 10 min (SOAK_SECONDS=600): flat memory, drained outbox; writes docs/reliability.md
 	$(BIN)/pytest -m soak -s tests/failure

@@ -32,6 +32,7 @@ from typing import Any
 
 from devstack.client import TERMINAL, Json, SagaClient
 from devstack.invariants import settle
+from devstack.latency import percentiles
 from devstack.procfs import cpu_seconds, memory_bytes
 from devstack.stack import SERVICES, Stack
 
@@ -131,23 +132,6 @@ async def wait_terminal(client: SagaClient, count: int, timeout: float = 300) ->
         return len(orders) >= count and all(o["status"] in TERMINAL for o in orders)
 
     await client.wait_for(done, timeout=timeout, interval=1.0)
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    cuts = (
-        statistics.quantiles(ordered, n=100, method="inclusive")
-        if len(ordered) > 1
-        else ordered * 99
-    )
-    return {
-        "p50": round(cuts[49] * 1000, 1),
-        "p95": round(cuts[94] * 1000, 1),
-        "p99": round(cuts[98] * 1000, 1),
-        "max": round(ordered[-1] * 1000, 1),
-    }
 
 
 async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import httpx
 from devstack import _aio, _process
 from devstack.broker import Broker
 from devstack.errors import DevstackError
+from devstack.faults import FaultProxy
 from devstack.ports import check_port_free, free_port
 from devstack.postgres import PostgresServer
 from devstack.topics import create_topics
@@ -135,6 +136,10 @@ class Stack:
     PostgreSQL or broker. `free_ports=True` picks unused ports (tests); otherwise the
     defaults apply, overridable by `ORDER_PORT`, `ORDER_PG_PORT`, `BROKER_PORT`, ...
     `extra_env` is added to every service's environment.
+
+    Each service named in `fault_proxies` reaches the broker through a `FaultProxy` of
+    its own (its `KAFKA_BOOTSTRAP_SERVERS` is the proxy), so that a test or a trainer
+    can slow its Kafka traffic down or break it: `stack.fault_proxy("payment").slow(200)`.
     """
 
     def __init__(
@@ -149,6 +154,7 @@ class Stack:
         progress: Callable[[str], None] | None = None,
         ready_timeout: float = 60.0,
         python: str = sys.executable,
+        fault_proxies: Sequence[str] = (),
     ) -> None:
         self.base_dir = base_dir.resolve()
         self.repo_root = repo_root or find_repo_root()
@@ -169,6 +175,11 @@ class Stack:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._instances: dict[str, tuple[str, int]] = {}
         """Extra instances started by `start_instance`: name -> (service, HTTP port)."""
+        unknown = set(fault_proxies) - set(self.services)
+        if unknown:
+            raise ValueError(f"fault_proxies names no service of this stack: {sorted(unknown)}")
+        self._fault_proxy_services = tuple(fault_proxies)
+        self._fault_proxies: dict[str, FaultProxy] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -228,6 +239,11 @@ class Stack:
             for name in [*reversed(self._instances), *reversed(self.services)]
             if name in self._procs
         ]
+        actions += [
+            (f"stopping the fault proxy of {svc}", proxy.stop)
+            for svc, proxy in self._fault_proxies.items()
+        ]
+        self._fault_proxies = {}
         if self._broker is not None:
             actions.append(("stopping broker", self._broker.stop))
         actions += [
@@ -272,6 +288,19 @@ class Stack:
         if self._broker is None:
             raise RuntimeError("no local broker: KAFKA_BOOTSTRAP_SERVERS was set or not started")
         return self._broker
+
+    def fault_proxy(self, svc: str) -> FaultProxy:
+        """The proxy between `svc` (all its instances) and the broker, to inject faults.
+
+        Only for services named in `fault_proxies`; see `devstack.faults` for exactly
+        what `slow`, `fail` and `clear` do to the Kafka traffic.
+        """
+        try:
+            return self._fault_proxies[svc]
+        except KeyError:
+            raise KeyError(
+                f"{svc} has no fault proxy: name it in Stack(fault_proxies=...)"
+            ) from None
 
     def restart_broker(self) -> None:
         """Stop the local broker, start it again on the same port and re-create the topics.
@@ -380,6 +409,19 @@ class Stack:
                 broker.start()
             self._bootstrap = broker.bootstrap_servers
         self._create_topics()
+        self._start_fault_proxies()
+
+    def _start_fault_proxies(self) -> None:
+        # The first bootstrap server: the proxy keeps a client behind it only when
+        # that broker is the only one (see devstack.faults).
+        host, _, port = self._bootstrap.split(",")[0].strip().rpartition(":")
+        for svc in self._fault_proxy_services:
+            if svc in self._fault_proxies:
+                continue
+            proxy = FaultProxy(host, int(port), protocol="kafka", name=f"{svc} -> broker")
+            with self._step(f"starting the fault proxy of {svc}"):
+                proxy.start()
+            self._fault_proxies[svc] = proxy
 
     def _create_topics(self) -> None:
         with self._step("creating topics"):
@@ -421,7 +463,9 @@ class Stack:
             self.environ,
             database_url=self._database_urls[svc],
             port=port,
-            bootstrap=self._bootstrap,
+            bootstrap=self._fault_proxies[svc].address
+            if svc in self._fault_proxies
+            else self._bootstrap,
             extra=self.extra_env,
         )
         with self.log_path(name).open("ab") as log:

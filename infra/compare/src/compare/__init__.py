@@ -1,0 +1,1 @@
+"""`make compare`: the event-driven saga against a synchronous distributed monolith, under the same faults."""
