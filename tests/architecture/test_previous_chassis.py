@@ -1,0 +1,87 @@
+"""Independent release: a service pinned to the previous chassis release still passes.
+
+Symptom it prevents: a shared library that every service must upgrade to, in lockstep,
+whenever it changes (and pins whose lower bound nobody has tried). The previous chassis
+release is built from the commit its CHANGELOG names (`release_source`: `git archive`,
+then `uv build`), and each service whose pin admits it is installed with it, alone, in a
+fresh venv. See docs/releasing.md and "Fitness tests" in docs/architecture.md.
+"""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from tests.architecture.isolation import REPO, Venv, build_wheel, release_source
+
+SERVICES = ("order", "inventory", "payment")
+PREVIOUS_CHASSIS = "0.1.0"
+"""The chassis release before the one in the tree; move it on with each chassis release."""
+
+
+def chassis_pin(service: str) -> Requirement:
+    """The service's requirement on the chassis, from its `[project] dependencies`."""
+    project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+    requirements = [Requirement(r) for r in project["project"]["dependencies"]]
+    (chassis,) = [r for r in requirements if r.name == "chassis"]
+    return chassis
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The previous chassis release, and the current shared-contracts, services, devstack."""
+    out = tmp_path_factory.mktemp("wheels")
+    old = release_source("libs/chassis", PREVIOUS_CHASSIS, tmp_path_factory.mktemp("release"))
+    built = {"chassis": build_wheel(old, out)}
+    packages = {"shared-contracts": "shared-contracts", "devstack": "infra/devstack"}
+    packages |= {service: f"services/{service}" for service in SERVICES}
+    return built | {name: build_wheel(REPO / path, out) for name, path in packages.items()}
+
+
+def test_the_chassis_in_the_tree_is_newer_than_the_previous_release():
+    """Otherwise the other tests would prove nothing about moving the chassis on."""
+    project = tomllib.loads((REPO / "libs" / "chassis" / "pyproject.toml").read_text())
+    current = project["project"]["version"]
+    assert tuple(map(int, current.split("."))) > tuple(map(int, PREVIOUS_CHASSIS.split(".")))
+    assert chassis_pin("payment").specifier.contains(PREVIOUS_CHASSIS)
+    assert chassis_pin("payment").specifier.contains(current)
+
+
+@pytest.mark.parametrize(
+    "service", [s for s in SERVICES if chassis_pin(s).specifier.contains(PREVIOUS_CHASSIS)]
+)
+def test_a_service_pinned_to_the_previous_chassis_passes_its_unit_tests(service, wheels, tmp_path):
+    """Symptom: a chassis release that forces every service to move with it.
+
+    The service's unit tests (whose conftest builds the whole app on the chassis) pass in
+    a venv holding the previous chassis release, unchanged service code and the current
+    shared-contracts. See docs/releasing.md.
+    """
+    venv = Venv.create(
+        tmp_path / "venv",
+        locked_for=[f"{service}-service"],
+        wheels=[wheels["chassis"], wheels["shared-contracts"], wheels[service]],
+    )
+    assert (
+        venv.run_python("import chassis.consumer as c; print(hasattr(c, 'identifiers'))").strip()
+        == "False"
+    )
+    venv.pytest(service, ["tests/unit"])
+
+
+def test_payment_runs_the_saga_on_the_previous_chassis(wheels, tmp_path):
+    """Symptom: a chassis release that forces every service to move with it.
+
+    Payment, pinned `chassis>=0.1,<1`, passes its integration tests too on the previous
+    release: its consumer, relay, outbox and inbox come from chassis 0.1.0, against real
+    PostgreSQL and the broker (the root harness, `devstack`, installed beside it). The
+    other services run their unit tests only (above), which keeps this under a minute.
+    See docs/releasing.md.
+    """
+    venv = Venv.create(
+        tmp_path / "venv",
+        locked_for=["payment-service", "devstack"],
+        wheels=[wheels[name] for name in ("chassis", "shared-contracts", "payment", "devstack")],
+    )
+    assert venv.where("chassis").startswith(str(venv.path))
+    venv.pytest("payment", ["tests/unit", "tests/integration"], with_harness=True)
