@@ -189,6 +189,11 @@ class Venv:
         """The file `module` is imported from in this venv."""
         return run([str(self.python), "-c", f"import {module}; print({module}.__file__)"]).strip()
 
+    def version(self, distribution: str) -> str:
+        """The version of `distribution` installed in this venv."""
+        probe = f"from importlib.metadata import version; print(version({distribution!r}))"
+        return run([str(self.python), "-c", probe]).strip()
+
     def can_import(self, module: str) -> bool:
         """Whether `module` is importable at all in this venv."""
         probe = f"import importlib.util as u; print(u.find_spec({module!r}) is not None)"
