@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).parents[2]
+SERVICES = tuple(sorted(p.parent.name for p in (REPO / "services").glob("*/pyproject.toml")))
+"""Every service in the tree, so that a new one is held to the same rules without a line
+changed here."""
 
 PYTEST_INI = """\
 [pytest]

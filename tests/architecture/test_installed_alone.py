@@ -6,12 +6,11 @@ cannot be built, tested or deployed without the others. See "Fitness tests" in
 docs/architecture.md.
 """
 
+import tomllib
 from pathlib import Path
 
 import pytest
-from tests.architecture.isolation import REPO, Venv, build_wheel
-
-SERVICES = ("order", "inventory", "payment")
+from tests.architecture.isolation import REPO, SERVICES, Venv, build_wheel
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +35,11 @@ def test_each_service_builds_and_passes_its_tests_installed_alone(service, wheel
     not reach it (`__main__` aside: importing it starts the
     service). See "Fitness tests" in docs/architecture.md.
     """
+    project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+    assert "test" in project.get("dependency-groups", {}), (
+        f"services/{service}/pyproject.toml: declare a `test` dependency group, what its "
+        "tests need beyond its runtime dependencies (pytest, pytest-asyncio, httpx)"
+    )
     package = f"{service}_service"
     venv = Venv.create(
         tmp_path / "venv",

@@ -12,19 +12,47 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from tests.architecture.isolation import REPO, Venv, build_wheel, release_source
+from tests.architecture.isolation import REPO, SERVICES, Venv, build_wheel, release_source
 
-SERVICES = ("order", "inventory", "payment")
 PREVIOUS_CHASSIS = "0.1.0"
 """The chassis release before the one in the tree; move it on with each chassis release."""
 
 
-def chassis_pin(service: str) -> Requirement:
-    """The service's requirement on the chassis, from its `[project] dependencies`."""
+def pin(service: str, library: str) -> Requirement:
+    """The service's requirement on `library`, from its `[project] dependencies`."""
     project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
     requirements = [Requirement(r) for r in project["project"]["dependencies"]]
-    (chassis,) = [r for r in requirements if r.name == "chassis"]
-    return chassis
+    (found,) = [r for r in requirements if r.name == library]
+    return found
+
+
+def chassis_pin(service: str) -> Requirement:
+    return pin(service, "chassis")
+
+
+def version_of(package_dir: str) -> str:
+    project = tomllib.loads((REPO / package_dir / "pyproject.toml").read_text())
+    version: str = project["project"]["version"]
+    return version
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_pins_the_libraries_it_uses(service):
+    """Symptom: a service that takes whatever chassis or contracts the tree has, so that
+    nobody can say which releases it works with, or release it against an older one.
+
+    Its requirements on `chassis` and `shared-contracts` have a lower and an upper bound,
+    and admit the versions in the tree (which `uv lock` enforces as well). See
+    docs/releasing.md.
+    """
+    for library, directory in (
+        ("chassis", "libs/chassis"),
+        ("shared-contracts", "shared-contracts"),
+    ):
+        specifier = pin(service, library).specifier
+        operators = {spec.operator for spec in specifier}
+        assert {">=", "<"} <= operators, f"{service}: pin {library} as >=X,<Y, not {specifier!r}"
+        assert specifier.contains(version_of(directory)), f"{service}: {library} {specifier}"
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +68,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_the_chassis_in_the_tree_is_newer_than_the_previous_release():
     """Otherwise the other tests would prove nothing about moving the chassis on."""
-    project = tomllib.loads((REPO / "libs" / "chassis" / "pyproject.toml").read_text())
-    current = project["project"]["version"]
+    current = version_of("libs/chassis")
     assert tuple(map(int, current.split("."))) > tuple(map(int, PREVIOUS_CHASSIS.split(".")))
     assert chassis_pin("payment").specifier.contains(PREVIOUS_CHASSIS)
     assert chassis_pin("payment").specifier.contains(current)
