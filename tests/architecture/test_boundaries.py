@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
-from tests.architecture.isolation import REPO, SERVICES
+
+from .isolation import REPO, SERVICES
 
 IMPORT_RULES = Path(__file__).with_name("importlinter.toml")
 

@@ -10,7 +10,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from tests.architecture.isolation import REPO, SERVICES, Venv, build_wheel
+
+from .isolation import REPO, SERVICES, Venv, build_wheel
 
 
 @pytest.fixture(scope="module")

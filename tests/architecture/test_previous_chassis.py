@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from tests.architecture.isolation import REPO, SERVICES, Venv, build_wheel, release_source
+
+from .isolation import REPO, SERVICES, Venv, build_wheel, release_source
 
 PREVIOUS_CHASSIS = "0.1.0"
 """The chassis release before the one in the tree; move it on with each chassis release."""
