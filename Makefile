@@ -106,9 +106,13 @@ contracts-check: install ## fail on an event-schema or HTTP API change that brea
 	$(BIN)/python shared-contracts/check_compat.py
 	$(BIN)/python shared-contracts/check_openapi.py
 
-contracts-release: contracts ## make the current event schemas and OpenAPI documents the released set (refuses a breaking change)
+contracts-release: contracts ## make the current event schemas and OpenAPI documents the released set (refuses a breaking change); SERVICE=payment: that service's API only
+ifeq ($(SERVICE),)
 	$(BIN)/python shared-contracts/check_compat.py release
 	$(BIN)/python shared-contracts/check_openapi.py release
+else
+	$(BIN)/python shared-contracts/check_openapi.py release --service $(SERVICE)
+endif
 
 .PHONY: scenario
 scenario: install ## run a workshop scenario on the stack of `make up`: make scenario NAME=place-order (no NAME lists them)

@@ -29,7 +29,9 @@ release sends must still be valid.
 `python shared-contracts/check_openapi.py release` (`make contracts-release`) makes the
 current documents the released ones. It refuses a breaking change too, except removed
 operations: retiring an operation (a deprecated `/v1`) once no client calls it is what a
-release is for.
+release is for. `release --service payment` (`make contracts-release SERVICE=payment`)
+releases that service's document alone, so that each team releases its API when it
+releases its service (docs/releasing.md).
 
 Released documents live beside the service that owns them, since an API has one owner,
 which releases it on its own schedule; event schemas, shared by every producer and
@@ -240,13 +242,19 @@ def check(services_dir: Path = SERVICES_DIR) -> list[str]:
     ]
 
 
-def release(services_dir: Path = SERVICES_DIR) -> list[str]:
-    """Make each service's document its released one, unless a change breaks a client.
+def release(services_dir: Path = SERVICES_DIR, service: str | None = None) -> list[str]:
+    """Make each service's document (or only `service`'s) its released one, unless a
+    change breaks a client.
 
     Returns the breaking changes that stopped it (none is released then), or [] once
-    every service's `released/openapi.json` is a copy of its `openapi.json`.
+    every such service's `released/openapi.json` is a copy of its `openapi.json`.
     """
     current, released = documents(services_dir, DOCUMENT), documents(services_dir, RELEASED)
+    if service is not None:
+        if service not in current.keys() | released.keys():
+            return [f"{service}: no such service with an OpenAPI document in {services_dir}"]
+        current = {name: doc for name, doc in current.items() if name == service}
+        released = {name: doc for name, doc in released.items() if name == service}
     blocking = []
     for service, document in released.items():
         retired = set(removed_operations(document, current.get(service, {})))
@@ -271,16 +279,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--services", type=Path, default=SERVICES_DIR, help="the directory of the services"
     )
+    parser.add_argument(
+        "--service", help="release this service's document only (the others stay as released)"
+    )
     args = parser.parse_args(argv)
-    action = release if args.command == "release" else check
+    if args.command == "release":
+        problems = release(args.services, args.service)
+    else:
+        problems = check(args.services)
     done = "released" if args.command == "release" else "compatible with the last release"
-    count = len(documents(args.services, DOCUMENT))
+    if args.service and args.command == "release":
+        which = f"the OpenAPI document of {args.service}"
+    else:
+        which = f"{len(documents(args.services, DOCUMENT))} OpenAPI documents"
     return verdict(
-        action(args.services),
+        problems,
         since="the last release of the APIs",
         advice="Add the new shape as a new operation (a /v2) beside the old one instead "
         "(docs/evolving-contracts.md).",
-        passed=f"APIs {done}: {count} OpenAPI documents in {args.services}",
+        passed=f"APIs {done}: {which} in {args.services}",
     )
 
 

@@ -476,6 +476,32 @@ class TestCommandLine:
         assert check_openapi.release(tmp_path) != []
         assert (tmp_path / "order/released/openapi.json").read_text() == before
 
+    def test_a_service_releases_its_api_alone(
+        self, check_openapi: ModuleType, tmp_path: Path
+    ) -> None:
+        write(tmp_path, "order", released_document(), released=True)
+        write(tmp_path, "order", without_listing())
+        write(tmp_path, "payment", released_document(), released=True)
+        write(tmp_path, "payment", without_listing())
+        before = (tmp_path / "order/released/openapi.json").read_text()
+
+        assert (
+            check_openapi.main(["release", "--service", "payment", "--services", str(tmp_path)])
+            == 0
+        )
+        payment = tmp_path / "payment"
+        assert (payment / "released/openapi.json").read_text() == (
+            payment / "openapi.json"
+        ).read_text()
+        assert (tmp_path / "order/released/openapi.json").read_text() == before
+
+    def test_releasing_an_unknown_service_is_refused(
+        self, check_openapi: ModuleType, tmp_path: Path
+    ) -> None:
+        write(tmp_path, "order", released_document(), released=True)
+
+        assert check_openapi.release(tmp_path, "shipping") != []
+
     def test_release_retires_a_removed_operation_and_releases_every_service(
         self, check_openapi: ModuleType, tmp_path: Path
     ) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -486,13 +487,23 @@ def _read(
         return exc
 
 
+def identifiers(payload: BaseModel) -> dict[str, str]:
+    """The ids an event carries: each of its payload's `*_id` fields that holds a UUID.
+
+    The chassis knows no event's fields by name, only the convention that the ids the
+    system mints are UUIDs in `*_id` fields (STYLE.md §5). Names a client chose (a
+    customer id, say) are strings, not such ids, and stay out of log lines.
+    """
+    return {
+        name: str(value)
+        for name, value in payload
+        if name.endswith("_id") and isinstance(value, UUID)
+    }
+
+
 def _log_context(envelope: Envelope, payload: BaseModel) -> dict[str, str]:
-    """What a log line written while applying this event is about."""
-    fields = {"event_id": str(envelope.event_id)}
-    order_id = getattr(payload, "order_id", None)
-    if order_id is not None:
-        fields["order_id"] = str(order_id)
-    return fields
+    """What a log line written while applying this event is about: the event and its ids."""
+    return {"event_id": str(envelope.event_id), **identifiers(payload)}
 
 
 def _report_lag(consumer: AIOKafkaConsumer, partition: TopicPartition, position: int) -> None:

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis import tables
-from chassis.consumer import Delivery, Handler
+from chassis.consumer import Delivery, Handler, identifiers
 from chassis.db import create_engine, create_sessionmaker
 from chassis.outbox import Outbox, new_envelope
 from shared_contracts import EVENTS_BY_TOPIC, PAYLOADS, PRODUCERS, Topic
@@ -231,8 +231,13 @@ async def deliver(
     sessions: async_sessionmaker[AsyncSession], outbox: Outbox, handler: Handler, event: BaseModel
 ) -> None:
     """Apply another service's `event` through `handler` in one transaction, as the
-    consumer does; what the handler publishes goes to `outbox` in that transaction."""
-    envelope = new_envelope("contract-test", str(getattr(event, "order_id", "")), event)
+    consumer does; what the handler publishes goes to `outbox` in that transaction.
+
+    The envelope's key is the event's first id (`consumer.identifiers`), as its
+    producer's would be; handlers read the payload, not the key.
+    """
+    key = next(iter(identifiers(event).values()), "")
+    envelope = new_envelope("contract-test", key, event)
     async with sessions.begin() as session:
         await handler(Delivery(session, envelope, outbox), event)
 

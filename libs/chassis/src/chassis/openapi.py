@@ -19,7 +19,7 @@ UNUSED_DATABASE_URL = "postgresql+asyncpg://openapi.invalid/unused"
 
 
 def build_app(service: str) -> FastAPI:
-    """The FastAPI app of `service` (e.g. `order`), not started."""
+    """The FastAPI app of the package `<service>_service`, not started."""
     main = importlib.import_module(f"{service}_service.main")
     settings = importlib.import_module(f"{service}_service.settings")
     app: FastAPI = main.create_app(settings.Settings(database_url=UNUSED_DATABASE_URL, port=0))
@@ -33,7 +33,7 @@ def render(app: FastAPI) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chassis.openapi", description=__doc__)
-    parser.add_argument("service", help="the service's name, e.g. order")
+    parser.add_argument("service", help="the service's name: its package is <service>_service")
     parser.add_argument("path", type=Path, help="where to write the document")
     args = parser.parse_args(argv)
     args.path.write_text(render(build_app(args.service)))

@@ -12,6 +12,7 @@ from chassis.consumer import (
     Delivery,
     Dispatcher,
     PoisonMessage,
+    identifiers,
     is_transient,
     read_envelope,
     read_payload,
@@ -171,3 +172,22 @@ def test_events_the_service_does_not_handle_are_skipped_and_unknown_ones_are_poi
     assert V1_ONLY.handler(Envelope.model_validate_json(envelope())) is None
     with pytest.raises(PoisonMessage, match="unknown event Nope"):
         V1_ONLY.handler(Envelope.model_validate_json(envelope(event_type="Nope")))
+
+
+class TestIdentifiers:
+    """What the consumer binds to the log lines of an event, without naming any field."""
+
+    def test_the_ids_of_an_event_are_its_uuid_fields_named_id(self):
+        order_id = uuid.uuid4()
+        event = order_v1.OrderCreated(
+            order_id=order_id,
+            customer_id="alice",
+            items=[order_v1.OrderLine(sku="A", quantity=1, unit_price_cents=100)],
+            total_cents=100,
+        )
+        # customer_id is a name a client chose, not an id the system minted.
+        assert identifiers(event) == {"order_id": str(order_id)}
+
+    def test_an_event_without_ids_has_none(self):
+        event = ProductUpdated(sku="A", name="A", unit_price_cents=1, version=1)
+        assert identifiers(event) == {}

@@ -1,0 +1,128 @@
+"""Independent release: a service pinned to the previous chassis release still passes.
+
+Symptom it prevents: a shared library that every service must upgrade to, in lockstep,
+whenever it changes (and pins whose lower bound nobody has tried). The previous chassis
+release is built from the commit its CHANGELOG names (`release_source`: `git archive`,
+then `uv build`), and each service whose pin admits it is installed with it, alone, in a
+fresh venv. See docs/releasing.md and "Fitness tests" in docs/architecture.md.
+"""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from .isolation import REPO, SERVICES, Venv, build_wheel, release_source
+
+PREVIOUS_CHASSIS = "0.1.0"
+"""The chassis release before the one in the tree; move it on with each chassis release."""
+
+
+def pin(service: str, library: str) -> Requirement:
+    """The service's requirement on `library`, from its `[project] dependencies`."""
+    project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+    requirements = [Requirement(r) for r in project["project"]["dependencies"]]
+    (found,) = [r for r in requirements if r.name == library]
+    return found
+
+
+def chassis_pin(service: str) -> Requirement:
+    return pin(service, "chassis")
+
+
+def version_of(package_dir: str) -> str:
+    project = tomllib.loads((REPO / package_dir / "pyproject.toml").read_text())
+    version: str = project["project"]["version"]
+    return version
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_pins_the_libraries_it_uses(service):
+    """Symptom: a service that takes whatever chassis or contracts the tree has, so that
+    nobody can say which releases it works with, or release it against an older one.
+
+    Its requirements on `chassis` and `shared-contracts` have a lower and an upper bound,
+    and admit the versions in the tree (which `uv lock` enforces as well). See
+    docs/releasing.md.
+    """
+    for library, directory in (
+        ("chassis", "libs/chassis"),
+        ("shared-contracts", "shared-contracts"),
+    ):
+        specifier = pin(service, library).specifier
+        operators = {spec.operator for spec in specifier}
+        assert {">=", "<"} <= operators, f"{service}: pin {library} as >=X,<Y, not {specifier!r}"
+        assert specifier.contains(version_of(directory)), f"{service}: {library} {specifier}"
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The previous chassis release, and the current shared-contracts, services, devstack."""
+    out = tmp_path_factory.mktemp("wheels")
+    old = release_source("libs/chassis", PREVIOUS_CHASSIS, tmp_path_factory.mktemp("release"))
+    built = {"chassis": build_wheel(old, out)}
+    packages = {"shared-contracts": "shared-contracts", "devstack": "infra/devstack"}
+    packages |= {service: f"services/{service}" for service in SERVICES}
+    return built | {name: build_wheel(REPO / path, out) for name, path in packages.items()}
+
+
+def test_the_chassis_in_the_tree_is_newer_than_the_previous_release():
+    """Otherwise the other tests would prove nothing about moving the chassis on."""
+    current = version_of("libs/chassis")
+    assert tuple(map(int, current.split("."))) > tuple(map(int, PREVIOUS_CHASSIS.split(".")))
+    assert chassis_pin("payment").specifier.contains(PREVIOUS_CHASSIS)
+    assert chassis_pin("payment").specifier.contains(current)
+
+
+PAYMENT_TESTS = [
+    "tests/unit",
+    "tests/integration/test_api.py",
+    "tests/integration/test_handlers.py",
+    "tests/integration/test_migrations.py::test_the_schema_matches_the_orm_and_survives_a_downgrade",
+]
+"""Payment's tests that run on the chassis: all but one migration test, the backfill of
+its own deposits column (Alembic subprocesses, 16 s, no chassis code beyond the runner
+that the schema round trip already uses)."""
+
+
+# Payment runs its unit tests in the test below, with its integration tests.
+@pytest.mark.parametrize(
+    "service",
+    [s for s in SERVICES if s != "payment" and chassis_pin(s).specifier.contains(PREVIOUS_CHASSIS)],
+)
+def test_a_service_pinned_to_the_previous_chassis_passes_its_unit_tests(service, wheels, tmp_path):
+    """Symptom: a chassis release that forces every service to move with it.
+
+    The service's unit tests (whose conftest builds the whole app on the chassis) pass in
+    a venv holding the previous chassis release, unchanged service code and the current
+    shared-contracts. See docs/releasing.md.
+    """
+    venv = Venv.create(
+        tmp_path / "venv",
+        locked_for=[f"{service}-service"],
+        wheels=[wheels["chassis"], wheels["shared-contracts"], wheels[service]],
+    )
+    assert venv.version("chassis") == PREVIOUS_CHASSIS
+    venv.pytest(service, ["tests/unit"])
+
+
+# It starts PostgreSQL and the broker, as the integration tests it runs do.
+@pytest.mark.integration
+def test_payment_runs_the_saga_on_the_previous_chassis(wheels, tmp_path):
+    """Symptom: a chassis release that forces every service to move with it.
+
+    Payment, pinned `chassis>=0.1,<1`, passes its unit and integration tests on the
+    previous release (`PAYMENT_TESTS`): its API, consumer, relay, outbox, inbox and
+    migrations run on chassis 0.1.0, against real PostgreSQL and the broker (the root
+    harness, `devstack`, installed beside it). The other services run their unit tests
+    only (above), which keeps the whole file near a minute. See docs/releasing.md.
+    """
+    venv = Venv.create(
+        tmp_path / "venv",
+        locked_for=["payment-service", "devstack"],
+        wheels=[wheels[name] for name in ("chassis", "shared-contracts", "payment", "devstack")],
+    )
+    assert venv.version("chassis") == PREVIOUS_CHASSIS
+    assert venv.where("chassis").startswith(str(venv.path))
+    venv.pytest("payment", PAYMENT_TESTS, with_harness=True)
