@@ -58,11 +58,16 @@ def test_each_service_pins_the_libraries_it_uses(service):
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The previous chassis release, and the current shared-contracts, services, devstack."""
+    """The previous chassis release, and the current shared-contracts, services, devstack
+    (with the saga console, which `devstack up` serves)."""
     out = tmp_path_factory.mktemp("wheels")
     old = release_source("libs/chassis", PREVIOUS_CHASSIS, tmp_path_factory.mktemp("release"))
     built = {"chassis": build_wheel(old, out)}
-    packages = {"shared-contracts": "shared-contracts", "devstack": "infra/devstack"}
+    packages = {
+        "shared-contracts": "shared-contracts",
+        "devstack": "infra/devstack",
+        "saga-console": "infra/console",
+    }
     packages |= {service: f"services/{service}" for service in SERVICES}
     return built | {name: build_wheel(REPO / path, out) for name, path in packages.items()}
 
@@ -120,8 +125,11 @@ def test_payment_runs_the_saga_on_the_previous_chassis(wheels, tmp_path):
     """
     venv = Venv.create(
         tmp_path / "venv",
-        locked_for=["payment-service", "devstack"],
-        wheels=[wheels[name] for name in ("chassis", "shared-contracts", "payment", "devstack")],
+        locked_for=["payment-service", "devstack", "saga-console"],
+        wheels=[
+            wheels[name]
+            for name in ("chassis", "shared-contracts", "payment", "devstack", "saga-console")
+        ],
     )
     assert venv.version("chassis") == PREVIOUS_CHASSIS
     assert venv.where("chassis").startswith(str(venv.path))
