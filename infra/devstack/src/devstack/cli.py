@@ -25,7 +25,7 @@ from devstack._aio import run_sync
 from devstack.client import SagaClient
 from devstack.demo import run_demo
 from devstack.errors import DevstackError
-from devstack.stack import Stack, find_repo_root, service_urls
+from devstack.stack import Stack, discover_services, find_repo_root, service_urls
 
 
 class _Shutdown(Exception):
@@ -46,14 +46,16 @@ def _progress(line: str) -> None:
 
 def up(fresh: bool) -> int:
     """Start the stack in `.stack/` at the repo root and block until a signal arrives."""
-    base = find_repo_root() / ".stack"
+    root = find_repo_root()
+    base = root / ".stack"
     if fresh and base.exists():
         print(f"removing {base}", flush=True)
         shutil.rmtree(base)
     # The services write to .stack/logs/; read in a terminal (`tail -f`) when this runs
     # in one, as JSON lines otherwise. LOG_FORMAT set by the caller wins.
     os.environ.setdefault("LOG_FORMAT", "console" if sys.stdout.isatty() else "json")
-    stack = Stack(base, progress=_progress)
+    # Every service in services/, the saga's three and any made from the template since.
+    stack = Stack(base, repo_root=root, services=discover_services(root), progress=_progress)
     try:
         with stack:
             print("\nthe stack is up:", flush=True)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,7 @@ from devstack.topics import create_topics
 logger = logging.getLogger(__name__)
 
 SERVICES: tuple[str, ...] = ("order", "inventory", "payment")
-DEFAULT_SERVICE_PORTS: Mapping[str, int] = {"order": 8001, "inventory": 8002, "payment": 8003}
-DEFAULT_PG_PORTS: Mapping[str, int] = {"order": 5433, "inventory": 5434, "payment": 5435}
+"""The saga's participants: what the demo, the end-to-end and chaos tests run."""
 DEFAULT_BROKER_PORT = 9092
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 BROKER_PORT_ENV = "BROKER_PORT"
@@ -52,6 +52,35 @@ def port_env(svc: str) -> str:
 def pg_port_env(svc: str) -> str:
     """The variable holding the port of a service's local PostgreSQL, e.g. `ORDER_PG_PORT`."""
     return f"{svc.upper()}_PG_PORT"
+
+
+def discover_services(repo_root: Path) -> tuple[str, ...]:
+    """Every service in `services/` (a directory with a `pyproject.toml` and an `alembic.ini`).
+
+    The saga's three come first, in their usual order; services added later (from the
+    template) follow by name, so `make up` runs a new service without a list to edit.
+    """
+    found = {
+        path.name
+        for path in (repo_root / "services").iterdir()
+        if (path / "pyproject.toml").is_file() and (path / "alembic.ini").is_file()
+    }
+    return (*(s for s in SERVICES if s in found), *sorted(found - set(SERVICES)))
+
+
+@functools.cache
+def service_ports(repo_root: Path, svc: str) -> tuple[int, int]:
+    """A service's HTTP port and its PostgreSQL's port in the local stack.
+
+    Each service declares them in `[tool.devstack]` of its own `pyproject.toml`
+    (`port`, `postgres-port`), so a new service brings its ports along.
+    """
+    path = repo_root / "services" / svc / "pyproject.toml"
+    try:
+        table = tomllib.loads(path.read_text())["tool"]["devstack"]
+        return int(table["port"]), int(table["postgres-port"])
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise DevstackError(f"{path}: no [tool.devstack] port and postgres-port ({exc})") from exc
 
 
 def service_urls(environ: Mapping[str, str]) -> dict[str, str]:
@@ -80,13 +109,15 @@ class Ports:
     broker: int
 
     @classmethod
-    def defaults(cls, services: Sequence[str], environ: Mapping[str, str]) -> "Ports":
-        """The well-known ports, each overridable by its environment variable."""
+    def defaults(
+        cls, services: Sequence[str], environ: Mapping[str, str], repo_root: Path | None = None
+    ) -> "Ports":
+        """The services' declared ports (`service_ports`), each overridable by its variable."""
+        root = repo_root or find_repo_root()
+        declared = {s: service_ports(root, s) for s in services}
         return cls(
-            services={
-                s: _env_port(environ, port_env(s), DEFAULT_SERVICE_PORTS[s]) for s in services
-            },
-            postgres={s: _env_port(environ, pg_port_env(s), DEFAULT_PG_PORTS[s]) for s in services},
+            services={s: _env_port(environ, port_env(s), declared[s][0]) for s in services},
+            postgres={s: _env_port(environ, pg_port_env(s), declared[s][1]) for s in services},
             broker=_env_port(environ, BROKER_PORT_ENV, DEFAULT_BROKER_PORT),
         )
 
@@ -158,7 +189,9 @@ class Stack:
         self.ready_timeout = ready_timeout
         self.python = python
         self.ports = (
-            Ports.free(self.services) if free_ports else Ports.defaults(services, self.environ)
+            Ports.free(self.services)
+            if free_ports
+            else Ports.defaults(services, self.environ, self.repo_root)
         )
         self._free_ports = free_ports
         self._postgres: dict[str, PostgresServer] = {}
