@@ -1,0 +1,152 @@
+"""The service template (`make new-service`) cannot rot: what it makes passes its own checks.
+
+Each test copies the workspace into a fresh git repository in a temporary directory (a
+fork, as a team would start from), generates a throwaway service there with the same
+command `make new-service` runs, and runs that service's lint, type check and tests
+against real PostgreSQL and the broker, with the tools of this workspace.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run(
+    command: list[str | Path], cwd: Path, env: dict[str, str] | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` in `cwd`; with `ok`, fail the test (showing its output) unless it passes."""
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if ok:
+        assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def git(root: Path, *args: str) -> str:
+    identity = ["-c", "user.name=template-test", "-c", "user.email=template-test@example.invalid"]
+    return run(["git", *identity, *args], cwd=root).stdout
+
+
+def workspace_copy(tmp_path: Path) -> Path:
+    """The workspace's files (tracked, and new ones not ignored) as a fresh repository."""
+    root = tmp_path / "workspace"
+    listed = run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "add", "--all")
+    git(root, "commit", "--quiet", "--message", "the workspace, as forked")
+    return root
+
+
+def new_service(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """What `make new-service NAME=...` runs, against the copy (its uv.lock left alone)."""
+    scaffold: list[str | Path] = [sys.executable, "-m", "devstack.scaffold", "--root", root]
+    return run([*scaffold, "--no-lock", *args], cwd=root, ok=ok)
+
+
+def check_service(root: Path, name: str) -> None:
+    """`make test SERVICE=<name>` in the copy: ruff, mypy --strict, then its tests."""
+    service = root / "services" / name
+    # Not installed in this environment: its package is imported from its source.
+    env = {
+        "PYTHONPATH": str(service / "src"),
+        "MYPYPATH": str(service / "src"),
+    }
+    run([BIN / "ruff", "check", service], cwd=root)
+    run([BIN / "ruff", "format", "--check", service], cwd=root)
+    # The workspace's cache: the third-party packages are the same, so only the copy's
+    # own modules are checked afresh.
+    run([BIN / "mypy", "--cache-dir", REPO / ".mypy_cache", service], cwd=root, env=env)
+    tests = run([BIN / "pytest", "-p", "no:cacheprovider", service / "tests"], cwd=root, env=env)
+    assert " passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout
+
+
+def test_a_generated_service_passes_its_lint_type_check_and_tests(tmp_path):
+    root = workspace_copy(tmp_path)
+
+    made = new_service(root, "widget", "--topic", "orders.events")
+
+    assert "created services/widget/" in made.stdout
+    assert "x-widget: &widget" in made.stdout  # the compose lines to add
+    check_service(root, "widget")
+    # The new service is all that changed: no other service, no shared file.
+    assert git(root, "status", "--porcelain", "--untracked-files=normal").splitlines() == [
+        "?? services/widget/"
+    ]
+    answers = (root / "services" / "widget" / ".copier-answers.yml").read_text()
+    assert f"_commit: {git(root, 'rev-parse', 'HEAD').strip()}" in answers
+    assert "port: 8004" in answers  # the next port after the existing services'
+
+
+@pytest.fixture(scope="module")
+def fork(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for the tests that must leave it as it was."""
+    return workspace_copy(tmp_path_factory.mktemp("fork"))
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("Shipping", "use 2-20 lower-case letters and digits"),
+        ("ship-ping", "use 2-20 lower-case letters and digits"),
+        ("9lives", "use 2-20 lower-case letters and digits"),
+        ("chassis", "reserved"),
+        ("order", "already exists"),
+    ],
+)
+def test_a_bad_or_taken_name_is_refused_with_a_reason_and_nothing_written(name, error, fork):
+    refused = new_service(fork, name, ok=False)
+
+    assert refused.returncode == 2
+    assert error in refused.stderr
+    assert git(fork, "status", "--porcelain") == ""
+
+
+def test_an_unknown_topic_is_refused_and_nothing_written(fork):
+    refused = new_service(fork, "widget", "--topic", "widgets.events", ok=False)
+
+    assert refused.returncode == 2
+    assert "bad topic 'widgets.events'" in refused.stderr
+    assert git(fork, "status", "--porcelain") == ""
+
+
+def test_copier_update_brings_a_later_template_change_and_keeps_the_service_own(tmp_path):
+    root = workspace_copy(tmp_path)
+    new_service(root, "widget")
+    git(root, "add", "--all")
+    git(root, "commit", "--quiet", "--message", "widget, from the template")
+    readme = root / "services" / "widget" / "README.md"
+    readme.write_text(readme.read_text().replace("Produces nothing yet.", "Produces gadgets."))
+    git(root, "commit", "--quiet", "--all", "--message", "widget: its own change")
+    template = root / "templates" / "service" / "README.md.jinja"
+    template.write_text(template.read_text() + "\nA line the template gained later.\n")
+    git(root, "commit", "--quiet", "--all", "--message", "template: a later improvement")
+
+    run([sys.executable, "-m", "devstack.scaffold", "--root", root, "--update", "widget"], cwd=root)
+
+    text = readme.read_text()
+    assert "A line the template gained later." in text
+    assert "Produces gadgets." in text
+    answers = (root / "services" / "widget" / ".copier-answers.yml").read_text()
+    assert f"_commit: {git(root, 'rev-parse', 'HEAD').strip()}" in answers
