@@ -16,10 +16,12 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import copier
+from copier.errors import DirtyLocalWarning
 
 from devstack.errors import DevstackError
 from devstack.stack import discover_services, find_repo_root, service_ports
@@ -86,7 +88,10 @@ def new_service(root: Path, name: str, topic: str = "orders.events", lock: bool 
     }
     target = SERVICES_DIR / name
     # The template's source is recorded as ".": `copier update` runs from the root too.
-    with contextlib.chdir(root):
+    with contextlib.chdir(root), warnings.catch_warnings():
+        # Uncommitted changes elsewhere in the repository make copier say it rendered a
+        # dirty template; the template itself was checked clean above.
+        warnings.simplefilter("ignore", DirtyLocalWarning)
         copier.run_copy(".", target, data=answers, vcs_ref="HEAD", defaults=True, quiet=True)
         _record_commit(target / ANSWERS_FILE, head)
         _run([sys.executable, "-m", "ruff", "check", "--fix-only", "--quiet", str(target)])
@@ -136,7 +141,8 @@ def update_service(root: Path, name: str) -> None:
     if not (root / target / ANSWERS_FILE).is_file():
         raise DevstackError(f"{target}/ was not made from the template (no .copier-answers.yml)")
     head = _template_commit(root)
-    with contextlib.chdir(root):
+    with contextlib.chdir(root), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DirtyLocalWarning)
         copier.run_update(target, vcs_ref="HEAD", defaults=True, overwrite=True, quiet=True)
         _record_commit(target / ANSWERS_FILE, head)
         _write_openapi(name)
