@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis.db import create_engine, create_sessionmaker
 from shipping_service.main import create_app
 from shipping_service.settings import Settings
 
@@ -27,3 +29,15 @@ async def client(
     settings = Settings(database_url=service_database, kafka_bootstrap_servers=broker, port=0)
     async with serve(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+async def sessions(
+    database_url: Callable[[str], str],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a fresh database of its own, with no relay emptying the outbox."""
+    engine = create_engine(database_url("shipping"))
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
