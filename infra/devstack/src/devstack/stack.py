@@ -336,6 +336,32 @@ class Stack:
         self._spawn_service(svc)
         self._wait_ready(svc)
 
+    def add_service(self, svc: str) -> None:
+        """Start one more service beside the running ones: its database, migrations, process.
+
+        How a new service joins a stack that is already serving orders: nothing else is
+        restarted or told. Its consumer group is new, so it reads its topics from the
+        earliest offset the broker still holds and catches up on what happened before.
+        """
+        if svc in self.services:
+            raise RuntimeError(f"{svc} service is already part of the stack")
+        if self._free_ports:
+            port, pg_port = free_port(), free_port()
+        else:
+            declared = Ports.defaults((svc,), self.environ, self.repo_root)
+            port, pg_port = declared.services[svc], declared.postgres[svc]
+        self.ports = Ports(
+            services={**self.ports.services, svc: port},
+            postgres={**self.ports.postgres, svc: pg_port},
+            broker=self.ports.broker,
+        )
+        self.services = (*self.services, svc)
+        self._start_database(svc)
+        with self._step(f"migrating {svc} database"):
+            self._migrate(svc)
+        with self._step(f"starting {svc} service on :{self.ports.services[svc]}"):
+            self.start_service(svc)
+
     def start_instance(self, svc: str) -> str:
         """Start one more process of `svc` and wait until it is ready; return its name.
 
