@@ -6,80 +6,14 @@ command `make new-service` runs, and runs that service's lint, type check and te
 against real PostgreSQL and the broker, with the tools of this workspace.
 """
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from .forks import check_service, git, new_service, run, workspace_copy
+
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).parents[2]
-BIN = Path(sys.executable).parent
-
-
-def run(
-    command: list[str | Path], cwd: Path, env: dict[str, str] | None = None, ok: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run `command` in `cwd`; with `ok`, fail the test (showing its output) unless it passes."""
-    result = subprocess.run(
-        [str(part) for part in command],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if ok:
-        assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def git(root: Path, *args: str) -> str:
-    identity = ["-c", "user.name=template-test", "-c", "user.email=template-test@example.invalid"]
-    return run(["git", *identity, *args], cwd=root).stdout
-
-
-def workspace_copy(tmp_path: Path) -> Path:
-    """The workspace's files (tracked, and new ones not ignored) as a fresh repository."""
-    root = tmp_path / "workspace"
-    listed = run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO
-    ).stdout
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source.read_bytes())
-    git(root, "init", "--quiet", "--initial-branch=main")
-    git(root, "add", "--all")
-    git(root, "commit", "--quiet", "--message", "the workspace, as forked")
-    return root
-
-
-def new_service(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """What `make new-service NAME=...` runs, against the copy (its uv.lock left alone)."""
-    scaffold: list[str | Path] = [sys.executable, "-m", "devstack.scaffold", "--root", root]
-    return run([*scaffold, "--no-lock", *args], cwd=root, ok=ok)
-
-
-def check_service(root: Path, name: str) -> None:
-    """`make test SERVICE=<name>` in the copy: ruff, mypy --strict, then its tests."""
-    service = root / "services" / name
-    # Not installed in this environment: its package is imported from its source.
-    env = {
-        "PYTHONPATH": str(service / "src"),
-        "MYPYPATH": str(service / "src"),
-    }
-    run([BIN / "ruff", "check", service], cwd=root)
-    run([BIN / "ruff", "format", "--check", service], cwd=root)
-    # The workspace's cache: the third-party packages are the same, so only the copy's
-    # own modules are checked afresh.
-    run([BIN / "mypy", "--cache-dir", REPO / ".mypy_cache", service], cwd=root, env=env)
-    tests = run([BIN / "pytest", "-p", "no:cacheprovider", service / "tests"], cwd=root, env=env)
-    assert " passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout
 
 
 def test_a_generated_service_passes_its_lint_type_check_and_tests(tmp_path):
