@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .forks import check_service, git, new_service, run, workspace_copy
+from devstack.stack import discover_services, service_ports
+
+from .forks import REPO, check_service, git, new_service, run, workspace_copy
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +32,8 @@ def test_a_generated_service_passes_its_lint_type_check_and_tests(tmp_path):
     ]
     answers = (root / "services" / "widget" / ".copier-answers.yml").read_text()
     assert f"_commit: {git(root, 'rev-parse', 'HEAD').strip()}" in answers
-    assert "port: 8004" in answers  # the next port after the existing services'
+    next_port = 1 + max(service_ports(root, svc)[0] for svc in discover_services(REPO))
+    assert f"port: {next_port}\n" in answers  # the next port after the existing services'
 
 
 @pytest.fixture(scope="module")
