@@ -163,39 +163,65 @@ def _run(command: Sequence[str], env: dict[str, str] | None = None) -> None:
 
 
 def compose_blocks(name: str, port: int) -> str:
-    """The docker-compose services of `name`, to add beside the others (same shape)."""
+    """The docker-compose blocks of `name`, in the shape of payment's, to paste beside them."""
     upper = name.upper()
+    password = f"${{{upper}_DB_PASSWORD:-{name}-dev-password}}"
+    ready = f"urllib.request.urlopen('http://127.0.0.1:{port}/health/ready', timeout=4)"
     return f"""\
-# docker-compose.yml, under x-...: (next to x-payment)
+# docker-compose.yml, after x-payment:
 x-{name}: &{name}
   build:
     context: .
     dockerfile: services/{name}/Dockerfile
   image: saga-reference/{name}-service:${{IMAGE_TAG:-dev}}
   environment:
-    {upper}_DATABASE_URL: postgresql+asyncpg://{name}:${{{upper}_DB_PASSWORD:-{name}-dev-password}}@{name}-db:5432/{name}
+    {upper}_DATABASE_URL: postgresql+asyncpg://{name}:{password}@{name}-db:5432/{name}
+    KAFKA_BOOTSTRAP_SERVERS: kafka:9092
+    {upper}_HOST: 0.0.0.0
     {upper}_PORT: "{port}"
+    {upper}_LOG_LEVEL: ${{{upper}_LOG_LEVEL:-INFO}}
+    LOG_FORMAT: json
+    OTEL_EXPORTER_OTLP_ENDPOINT: http://jaeger:4318
 
-# under services: (next to payment-db, payment-migrate and payment)
-  {name}-db:        # as payment-db, with POSTGRES_DB/USER {name} and volume {name}-db-data
+# under services:, after payment-db:
+  {name}-db:
+    <<: *postgres
+    environment:
+      POSTGRES_DB: {name}
+      POSTGRES_USER: {name}
+      POSTGRES_PASSWORD: {password}
+    volumes:
+      - {name}-db-data:/var/lib/postgresql/data
+
+# under services:, after payment:
+  # ---------------------------------------------------------------- {name}
   {name}-migrate:
     <<: [*{name}, *migrate]
     depends_on:
       {name}-db:
         condition: service_healthy
+
   {name}:
     <<: [*{name}, *app]
-    ports: ["{port}:{port}"]
     depends_on:
       {name}-db:
         condition: service_healthy
       {name}-migrate:
         condition: service_completed_successfully
+      kafka-init:
+        condition: service_completed_successfully
+      jaeger:
+        condition: service_started
+    ports:
+      - "{port}:{port}"
+    healthcheck:
+      <<: *healthcheck-timing
+      test: ["CMD", "python", "-c", "import urllib.request; {ready}"]
 
 # under volumes:
   {name}-db-data:
 
-# infra/compose/prometheus/prometheus.yml: add "{name}:{port}" to the scrape targets.
+# and in infra/compose/prometheus/prometheus.yml, the scrape target "{name}:{port}".
 """
 
 
