@@ -6,9 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from shared_contracts import Envelope, Topic
+from shared_contracts import Topic
 from shared_contracts.order.v1 import CancellationReason, OrderCancelled, OrderConfirmed
 
 pytestmark = pytest.mark.integration
@@ -23,31 +22,8 @@ async def wait_for_status(client: httpx.AsyncClient, order_id: uuid.UUID, status
             await asyncio.sleep(0.1)
 
 
-async def published_shipment_events(broker: str, order_id: uuid.UUID, count: int) -> list[str]:
-    consumer = AIOKafkaConsumer(
-        Topic.SHIPMENT_EVENTS,
-        bootstrap_servers=broker,
-        group_id=f"test-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    found: list[str] = []
-    try:
-        async with asyncio.timeout(20):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [
-                        Envelope.model_validate_json(r.value).event_type
-                        for r in records
-                        if r.key == str(order_id).encode()
-                    ]
-    finally:
-        await consumer.stop()
-    return found
-
-
 async def test_a_confirmed_then_cancelled_order_is_scheduled_then_cancelled(
-    client, broker, publish
+    client, publish, events_on_topic
 ):
     order_id = uuid.uuid4()
 
@@ -63,7 +39,7 @@ async def test_a_confirmed_then_cancelled_order_is_scheduled_then_cancelled(
     assert scheduled["cancelled_at"] is None
     assert cancelled["shipment_id"] == scheduled["shipment_id"]
     assert cancelled["cancelled_at"] is not None
-    assert await published_shipment_events(broker, order_id, 2) == [
+    assert await events_on_topic(Topic.SHIPMENT_EVENTS, str(order_id), 2) == [
         "ShipmentScheduled",
         "ShipmentCancelled",
     ]
