@@ -2,9 +2,11 @@
 
 Both are started once per test session on free ports and stopped at its end. Also:
 `publish`, which puts an event on a topic as another service's relay would, and
-`serve`, which runs a service app in process (lifespan included) behind an HTTP client.
+`serve`, which runs a service app in process (lifespan included) behind an HTTP client;
+`events_on_topic`, which reads what a service published.
 """
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -12,13 +14,14 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -124,6 +127,43 @@ async def publish(broker: str) -> AsyncIterator[Publish]:
 
     yield send
     await producer.stop()
+
+
+class EventsOnTopic(Protocol):
+    def __call__(self, topic: str, key: str, count: int) -> Awaitable[list[str]]: ...
+
+
+@pytest.fixture(scope="session")
+def events_on_topic(broker: str) -> EventsOnTopic:
+    """`events_on_topic(topic, key, count)`: the types of the first `count` events with `key`.
+
+    Read from the start of the topic by a consumer group of its own, as a new consumer
+    of a service's events would; fails if they do not arrive within 20 s.
+    """
+
+    async def read(topic: str, key: str, count: int) -> list[str]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=broker,
+            group_id=f"test-{uuid.uuid4()}",
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        found: list[str] = []
+        try:
+            async with asyncio.timeout(20):
+                while len(found) < count:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        found += [
+                            Envelope.model_validate_json(r.value).event_type
+                            for r in records
+                            if r.key == key.encode()
+                        ]
+        finally:
+            await consumer.stop()
+        return found
+
+    return read
 
 
 @contextlib.asynccontextmanager

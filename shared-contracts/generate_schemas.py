@@ -36,6 +36,7 @@ KEYS: dict[Topic, dict[str, str]] = {
     Topic.PAYMENT_EVENTS: {"type": "string", "format": "uuid", "description": "The order id."},
     Topic.INVENTORY_EVENTS: {"type": "string", "format": "uuid", "description": "The order id."},
     Topic.PRODUCT_EVENTS: {"type": "string", "description": "The product's SKU."},
+    Topic.SHIPMENT_EVENTS: {"type": "string", "format": "uuid", "description": "The order id."},
 }
 """The Kafka key of each topic: the aggregate id, so one aggregate's events stay in order."""
 

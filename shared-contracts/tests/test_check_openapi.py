@@ -172,7 +172,8 @@ class TestAllowedChanges:
         self, check_openapi: ModuleType
     ) -> None:
         documents = check_openapi.documents(check_openapi.SERVICES_DIR, check_openapi.DOCUMENT)
-        assert sorted(documents) == ["inventory", "order", "payment"]
+        # The saga's three, and any service added since (it has a document from day one).
+        assert {"inventory", "order", "payment"} <= set(documents)
         for document in documents.values():
             assert check_openapi.breaking_changes(document, document) == []
 
@@ -180,7 +181,7 @@ class TestAllowedChanges:
         self, check_openapi: ModuleType
     ) -> None:
         released = check_openapi.documents(check_openapi.SERVICES_DIR, check_openapi.RELEASED)
-        assert sorted(released) == ["inventory", "order", "payment"]
+        assert {"inventory", "order", "payment"} <= set(released)
         assert check_openapi.check() == []
 
 

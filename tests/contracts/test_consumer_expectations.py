@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from chassis.contract_testing import load_expectations
+from devstack.stack import discover_services
 from shared_contracts import event_key
 
 SERVICES = Path(__file__).parents[2] / "services"
 
 
-@pytest.mark.parametrize("service", ["order", "inventory", "payment"])
+@pytest.mark.parametrize("service", discover_services(SERVICES.parent))
 def test_a_service_declares_what_it_handles_on_the_topics_it_subscribes_to(service):
     main = importlib.import_module(f"{service}_service.main")
     declared = [e for e in load_expectations(SERVICES) if e.consumer == service]

@@ -9,7 +9,7 @@ import pytest
 
 from devstack.errors import DevstackError
 from devstack.ports import check_port_free
-from devstack.stack import Ports, Stack, service_env
+from devstack.stack import Ports, Stack, discover_services, service_env, service_ports
 
 from .helpers import process_gone
 
@@ -42,6 +42,28 @@ def test_default_ports_yield_to_the_environment():
     assert ports.broker == 19092
     with pytest.raises(DevstackError, match="ORDER_PORT='x' is not a TCP port"):
         Ports.defaults(("order",), {"ORDER_PORT": "x"})
+
+
+def test_services_are_discovered_with_the_ports_each_declares(tmp_path):
+    for name, port in (("payment", 8003), ("order", 8001), ("widget", 8004)):
+        (tmp_path / "services" / name).mkdir(parents=True)
+        (tmp_path / "services" / name / "alembic.ini").write_text("")
+        (tmp_path / "services" / name / "pyproject.toml").write_text(
+            f"[tool.devstack]\nport = {port}\npostgres-port = {port - 2570}\n"
+        )
+    (tmp_path / "services" / "notes").mkdir()  # no service: no pyproject.toml, no alembic.ini
+
+    assert discover_services(tmp_path) == ("order", "payment", "widget")
+    assert service_ports(tmp_path, "widget") == (8004, 5434)
+    ports = Ports.defaults(("widget",), {"WIDGET_PG_PORT": "6000"}, tmp_path)
+    assert (ports.services, ports.postgres) == ({"widget": 8004}, {"widget": 6000})
+
+
+def test_a_service_without_declared_ports_is_named(tmp_path):
+    (tmp_path / "services" / "widget").mkdir(parents=True)
+    (tmp_path / "services" / "widget" / "pyproject.toml").write_text("[project]\n")
+    with pytest.raises(DevstackError, match=r"widget/pyproject.toml: no \[tool.devstack\] port"):
+        service_ports(tmp_path, "widget")
 
 
 def test_a_taken_port_is_named_with_the_variable_that_moves_it():

@@ -1,3 +1,5 @@
+"""Fixtures of the order service's tests, on top of the root `broker`, `database_url`, `serve`."""
+
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable

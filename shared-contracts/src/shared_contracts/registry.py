@@ -10,6 +10,7 @@ from shared_contracts.inventory import v1 as inventory_v1
 from shared_contracts.order import v1 as order_v1
 from shared_contracts.order import v2 as order_v2
 from shared_contracts.payment import v1 as payment_v1
+from shared_contracts.shipment import v1 as shipment_v1
 from shared_contracts.topics import Topic
 
 EVENTS_BY_TOPIC: dict[Topic, tuple[type[BaseModel], ...]] = {
@@ -32,6 +33,7 @@ EVENTS_BY_TOPIC: dict[Topic, tuple[type[BaseModel], ...]] = {
         inventory_v1.StockSold,
     ),
     Topic.PRODUCT_EVENTS: (inventory_v1.ProductUpdated,),
+    Topic.SHIPMENT_EVENTS: (shipment_v1.ShipmentScheduled, shipment_v1.ShipmentCancelled),
 }
 """Every published event model, every version, by the topic it is published on."""
 

@@ -10,6 +10,7 @@ class Topic(StrEnum):
     PAYMENT_EVENTS = "payments.events"
     INVENTORY_EVENTS = "inventory.events"
     PRODUCT_EVENTS = "inventory.products"
+    SHIPMENT_EVENTS = "shipments.events"
 
     @property
     def dlq(self) -> str:
@@ -22,6 +23,7 @@ PRODUCERS: dict[Topic, str] = {
     Topic.PAYMENT_EVENTS: "payment",
     Topic.INVENTORY_EVENTS: "inventory",
     Topic.PRODUCT_EVENTS: "inventory",
+    Topic.SHIPMENT_EVENTS: "shipping",
 }
 """The one service that publishes on each topic (the `producer` of its envelopes)."""
 

@@ -28,7 +28,7 @@ from devstack._aio import run_sync
 from devstack.client import SagaClient
 from devstack.demo import run_demo
 from devstack.errors import DevstackError
-from devstack.stack import Stack, find_repo_root, service_urls
+from devstack.stack import Stack, discover_services, find_repo_root, service_urls
 
 
 class _Shutdown(Exception):
@@ -49,7 +49,8 @@ def _progress(line: str) -> None:
 
 def up(fresh: bool, base: Path | None = None) -> int:
     """Start the stack in `base` (`.stack/` at the repo root) and block until a signal arrives."""
-    base = (base or find_repo_root() / ".stack").resolve()
+    root = find_repo_root()
+    base = (base or root / ".stack").resolve()
     if fresh and base.exists():
         print(f"removing {base}", flush=True)
         shutil.rmtree(base)
@@ -65,7 +66,8 @@ def up(fresh: bool, base: Path | None = None) -> int:
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     console_port = workshop.console_port(os.environ)
     workshop.check_console_port(console_port)
-    stack = Stack(base, progress=_progress)
+    # Every service in services/, the saga's three and any made from the template since.
+    stack = Stack(base, repo_root=root, services=discover_services(root), progress=_progress)
     try:
         with stack, workshop.serve_console(stack, console_port) as console:
             print("\nthe stack is up:", flush=True)

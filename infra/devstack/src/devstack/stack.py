@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,7 @@ from devstack.topics import create_topics
 logger = logging.getLogger(__name__)
 
 SERVICES: tuple[str, ...] = ("order", "inventory", "payment")
-DEFAULT_SERVICE_PORTS: Mapping[str, int] = {"order": 8001, "inventory": 8002, "payment": 8003}
-DEFAULT_PG_PORTS: Mapping[str, int] = {"order": 5433, "inventory": 5434, "payment": 5435}
+"""The saga's participants: what the demo, the end-to-end and chaos tests run."""
 DEFAULT_BROKER_PORT = 9092
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 BROKER_PORT_ENV = "BROKER_PORT"
@@ -53,6 +53,35 @@ def port_env(svc: str) -> str:
 def pg_port_env(svc: str) -> str:
     """The variable holding the port of a service's local PostgreSQL, e.g. `ORDER_PG_PORT`."""
     return f"{svc.upper()}_PG_PORT"
+
+
+def discover_services(repo_root: Path) -> tuple[str, ...]:
+    """Every service in `services/` (a directory with a `pyproject.toml` and an `alembic.ini`).
+
+    The saga's three come first, in their usual order; services added later (from the
+    template) follow by name, so `make up` runs a new service without a list to edit.
+    """
+    found = {
+        path.name
+        for path in (repo_root / "services").iterdir()
+        if (path / "pyproject.toml").is_file() and (path / "alembic.ini").is_file()
+    }
+    return (*(s for s in SERVICES if s in found), *sorted(found - set(SERVICES)))
+
+
+@functools.cache
+def service_ports(repo_root: Path, svc: str) -> tuple[int, int]:
+    """A service's HTTP port and its PostgreSQL's port in the local stack.
+
+    Each service declares them in `[tool.devstack]` of its own `pyproject.toml`
+    (`port`, `postgres-port`), so a new service brings its ports along.
+    """
+    path = repo_root / "services" / svc / "pyproject.toml"
+    try:
+        table = tomllib.loads(path.read_text())["tool"]["devstack"]
+        return int(table["port"]), int(table["postgres-port"])
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise DevstackError(f"{path}: no [tool.devstack] port and postgres-port ({exc})") from exc
 
 
 def service_urls(environ: Mapping[str, str]) -> dict[str, str]:
@@ -81,13 +110,15 @@ class Ports:
     broker: int
 
     @classmethod
-    def defaults(cls, services: Sequence[str], environ: Mapping[str, str]) -> "Ports":
-        """The well-known ports, each overridable by its environment variable."""
+    def defaults(
+        cls, services: Sequence[str], environ: Mapping[str, str], repo_root: Path | None = None
+    ) -> "Ports":
+        """The services' declared ports (`service_ports`), each overridable by its variable."""
+        root = repo_root or find_repo_root()
+        declared = {s: service_ports(root, s) for s in services}
         return cls(
-            services={
-                s: env_port(environ, port_env(s), DEFAULT_SERVICE_PORTS[s]) for s in services
-            },
-            postgres={s: env_port(environ, pg_port_env(s), DEFAULT_PG_PORTS[s]) for s in services},
+            services={s: env_port(environ, port_env(s), declared[s][0]) for s in services},
+            postgres={s: env_port(environ, pg_port_env(s), declared[s][1]) for s in services},
             broker=env_port(environ, BROKER_PORT_ENV, DEFAULT_BROKER_PORT),
         )
 
@@ -165,7 +196,9 @@ class Stack:
         self.ready_timeout = ready_timeout
         self.python = python
         self.ports = (
-            Ports.free(self.services) if free_ports else Ports.defaults(services, self.environ)
+            Ports.free(self.services)
+            if free_ports
+            else Ports.defaults(services, self.environ, self.repo_root)
         )
         self._free_ports = free_ports
         self._postgres: dict[str, PostgresServer] = {}
@@ -332,6 +365,32 @@ class Stack:
         """(Re)start one service process, or an instance by name, and wait until it is ready."""
         self._spawn_service(svc)
         self._wait_ready(svc)
+
+    def add_service(self, svc: str) -> None:
+        """Start one more service beside the running ones: its database, migrations, process.
+
+        How a new service joins a stack that is already serving orders: nothing else is
+        restarted or told. Its consumer group is new, so it reads its topics from the
+        earliest offset the broker still holds and catches up on what happened before.
+        """
+        if svc in self.services:
+            raise RuntimeError(f"{svc} service is already part of the stack")
+        if self._free_ports:
+            port, pg_port = free_port(), free_port()
+        else:
+            declared = Ports.defaults((svc,), self.environ, self.repo_root)
+            port, pg_port = declared.services[svc], declared.postgres[svc]
+        self.ports = Ports(
+            services={**self.ports.services, svc: port},
+            postgres={**self.ports.postgres, svc: pg_port},
+            broker=self.ports.broker,
+        )
+        self.services = (*self.services, svc)
+        self._start_database(svc)
+        with self._step(f"migrating {svc} database"):
+            self._migrate(svc)
+        with self._step(f"starting {svc} service on :{self.ports.services[svc]}"):
+            self.start_service(svc)
 
     def start_instance(self, svc: str) -> str:
         """Start one more process of `svc` and wait until it is ready; return its name.

@@ -1,4 +1,4 @@
-"""The inventory service's settings, read from `INVENTORY_*` environment variables."""
+"""The inventory service's settings, read from `INVENTORY_*` variables (and `KAFKA_BOOTSTRAP_SERVERS`)."""
 
 from pydantic_settings import SettingsConfigDict
 
@@ -6,7 +6,7 @@ from chassis.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    """`INVENTORY_DATABASE_URL`, `INVENTORY_PORT`, ... plus the shared `KAFKA_BOOTSTRAP_SERVERS`."""
+    """`INVENTORY_DATABASE_URL` is required; everything else has a default."""
 
     model_config = SettingsConfigDict(env_prefix="INVENTORY_", extra="ignore")
 

@@ -1,8 +1,15 @@
-"""`python -m order_service`: run the API, consumer, relay and timeout sweep in one process."""
+"""Run the order service: `python -m order_service`."""
 
 from chassis.app import serve
 from order_service.main import create_app
 from order_service.settings import Settings
 
-settings = Settings()
-serve(create_app(settings), settings)
+
+def main() -> None:
+    """Serve the API, the consumer and the outbox relay until SIGINT/SIGTERM."""
+    settings = Settings()
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Order service settings, from `ORDER_*` environment variables."""
+"""The order service's settings, read from `ORDER_*` variables (and `KAFKA_BOOTSTRAP_SERVERS`)."""
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
@@ -7,6 +7,8 @@ from chassis.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
+    """`ORDER_DATABASE_URL` is required; everything else has a default."""
+
     model_config = SettingsConfigDict(env_prefix="ORDER_", extra="ignore")
 
     port: int = 8001

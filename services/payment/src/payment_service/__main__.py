@@ -6,7 +6,7 @@ from payment_service.settings import Settings
 
 
 def main() -> None:
-    """Serve the app on `PAYMENT_HOST`:`PAYMENT_PORT` until stopped."""
+    """Serve the API, the consumer and the outbox relay until SIGINT/SIGTERM."""
     settings = Settings()
     serve(create_app(settings), settings)
 

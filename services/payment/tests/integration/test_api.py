@@ -4,9 +4,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from shared_contracts import Envelope, Topic
+from shared_contracts import Topic
 from shared_contracts.order.v1 import CancellationReason, OrderCancelled
 from shared_contracts.order.v2 import Money, OrderCreated, OrderLine
 
@@ -222,28 +221,7 @@ async def _wait_for_payments(
             await asyncio.sleep(0.1)
 
 
-async def _published_payment_events(broker: str, order_id: uuid.UUID, count: int) -> list[str]:
-    consumer = AIOKafkaConsumer(
-        Topic.PAYMENT_EVENTS,
-        bootstrap_servers=broker,
-        group_id=f"test-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    found: list[str] = []
-    try:
-        async with asyncio.timeout(20):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        if record.key == str(order_id).encode():
-                            found.append(Envelope.model_validate_json(record.value).event_type)
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def test_the_saga_charges_then_refunds_through_the_broker(client, broker, publish):
+async def test_the_saga_charges_then_refunds_through_the_broker(client, publish, events_on_topic):
     customer, order_id = a_customer(), uuid.uuid4()
     await client.put(f"/v1/accounts/{customer}", json={"balance_cents": 1000})
     created = OrderCreated(
@@ -272,7 +250,7 @@ async def test_the_saga_charges_then_refunds_through_the_broker(client, broker, 
         "charged_cents": 600,
         "refunded_cents": 600,
     }
-    assert await _published_payment_events(broker, order_id, 2) == [
+    assert await events_on_topic(Topic.PAYMENT_EVENTS, str(order_id), 2) == [
         "PaymentSucceeded",
         "PaymentRefunded",
     ]

@@ -1,0 +1,1 @@
+"""The shipping service: The shipping service of the saga reference system."""

@@ -1,0 +1,1 @@
+"""Database tables and the repository that maps their rows to domain objects."""

@@ -1,0 +1,1 @@
+"""Use cases: the event handlers and the commands behind the HTTP API."""
