@@ -13,7 +13,9 @@ def test_it_handles_only_events_published_on_the_topics_it_subscribes_to():
 
 def test_it_reads_only_its_own_prefixed_settings(monkeypatch):
     monkeypatch.setenv("SHIPPING_DATABASE_URL", "postgresql+asyncpg://u:p@db/shipping")
-    monkeypatch.setenv("ORDER_DATABASE_URL", "postgresql+asyncpg://u:p@db/order")
+    # A sibling's variable (a made-up one: no file of a service names a real sibling's).
+    monkeypatch.setenv("SIBLING_DATABASE_URL", "postgresql+asyncpg://u:p@db/sibling")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://u:p@db/unprefixed")
 
     settings = Settings()
 
