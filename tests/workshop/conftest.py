@@ -37,7 +37,7 @@ def workshop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workshop]:
     }
     port = free_port()
     with (
-        Stack(base, free_ports=True, extra_env=extra_env) as stack,
+        Stack(base, free_ports=True, extra_env=extra_env, fault_proxies=SERVICES) as stack,
         serve_console(stack, port) as console,
     ):
         yield Workshop(stack, console.url, port)

@@ -4,12 +4,13 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 
 import httpx
 import pytest
 
 from devstack.ports import free_port
-from devstack.workshop import CONSOLE_PORT_ENV, CONTROLS
+from devstack.workshop import CONSOLE_PORT_ENV, CONTROLS, SLOW_MS
 
 pytestmark = pytest.mark.e2e
 
@@ -75,3 +76,30 @@ async def test_the_controls_refuse_other_sites_and_unknown_names(workshop):
         409,
         "the broker is already running",
     )
+
+
+async def test_a_slowed_service_makes_its_step_late_and_healing_it_makes_it_quick(
+    workshop, saga_client
+):
+    proxy = workshop.stack.fault_proxy("payment")
+    delayed_before = proxy.stats.delayed
+    slowed = scenario("slow-payment", port=workshop.console_port)
+    assert slowed.returncode == 0, slowed.stdout + slowed.stderr
+    assert proxy.state.delay_ms == SLOW_MS
+    try:
+        placed = scenario("place-order", port=workshop.console_port)
+        assert placed.returncode == 0, placed.stdout + placed.stderr
+        (order_id,) = [
+            line.split()[1] for line in placed.stdout.splitlines() if line.startswith("  order ")
+        ]
+        order = await saga_client.wait_terminal(order_id)
+    finally:
+        healed = scenario("heal-payment", port=workshop.console_port)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert proxy.state.delay_ms == 0
+
+    assert order["status"] == "CONFIRMED"
+    at = {s["step"]: datetime.fromisoformat(s["at"]) for s in order["history"]}
+    # Payment's answer reaches the broker late, so the order hears of it late.
+    assert (at["PaymentSucceeded"] - at["OrderCreated"]).total_seconds() >= SLOW_MS / 1000
+    assert proxy.stats.delayed > delayed_before

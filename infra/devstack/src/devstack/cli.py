@@ -28,7 +28,7 @@ from devstack._aio import run_sync
 from devstack.client import SagaClient
 from devstack.demo import run_demo
 from devstack.errors import DevstackError
-from devstack.stack import Stack, discover_services, find_repo_root, service_urls
+from devstack.stack import SERVICES, Stack, discover_services, find_repo_root, service_urls
 
 
 class _Shutdown(Exception):
@@ -67,7 +67,16 @@ def up(fresh: bool, base: Path | None = None) -> int:
     console_port = workshop.console_port(os.environ)
     workshop.check_console_port(console_port)
     # Every service in services/, the saga's three and any made from the template since.
-    stack = Stack(base, repo_root=root, services=discover_services(root), progress=_progress)
+    # The saga's services reach the broker through a fault proxy, which only forwards
+    # until a workshop control slows one down.
+    services = discover_services(root)
+    stack = Stack(
+        base,
+        repo_root=root,
+        services=services,
+        fault_proxies=[svc for svc in SERVICES if svc in services],
+        progress=_progress,
+    )
     try:
         with stack, workshop.serve_console(stack, console_port) as console:
             print("\nthe stack is up:", flush=True)

@@ -27,6 +27,8 @@ from saga_console.server import ConsoleServer
 
 CONSOLE_PORT_ENV = "CONSOLE_PORT"
 DEFAULT_CONSOLE_PORT = 8000
+SLOW_MS = 200
+"""How much later `slow-<svc>` lets each of the service's requests reach the broker."""
 
 _ORDER_CONTROLS = (
     ControlInfo(
@@ -89,6 +91,19 @@ _SERVICE_CONTROLS = tuple(
             f"Restart {svc}",
             svc,
             f"Start the {svc} service again (stopping it first if it runs): waiting sagas complete.",
+        ),
+        ControlInfo(
+            f"slow-{svc}",
+            f"Slow {svc} down",
+            svc,
+            f"Every request {svc} sends to the broker arrives {SLOW_MS} ms late, as over a slow "
+            "network: its steps take longer, and no order fails for it.",
+        ),
+        ControlInfo(
+            f"heal-{svc}",
+            f"Heal {svc}",
+            svc,
+            f"Take the delay off {svc}'s network: its steps are quick again.",
         ),
     )
 )
@@ -154,6 +169,8 @@ class Workshop:
             self._actions[f"stop-{svc}"] = functools.partial(self._stop, svc, kill=False)
             self._actions[f"kill-{svc}"] = functools.partial(self._stop, svc, kill=True)
             self._actions[f"restart-{svc}"] = functools.partial(self._restart, svc)
+            self._actions[f"slow-{svc}"] = functools.partial(self._slow, svc, SLOW_MS)
+            self._actions[f"heal-{svc}"] = functools.partial(self._slow, svc, 0)
 
     async def start(self) -> None:
         """Seed the workshop's products and accounts while every service is surely up."""
@@ -251,6 +268,20 @@ class Workshop:
             took = time.monotonic() - started
             verb = "restarted" if was_running else "started"
             return ControlResult(True, f"{svc} {verb}, ready after {took:.1f} s")
+
+    async def _slow(self, svc: str, delay_ms: float) -> ControlResult:
+        try:
+            proxy = self.stack.fault_proxy(svc)
+        except KeyError:
+            return ControlResult(
+                False, f"{svc} runs without a fault proxy (Stack(fault_proxies=...))"
+            )
+        proxy.slow(delay_ms)
+        if delay_ms:
+            return ControlResult(
+                True, f"{svc}'s requests to the broker arrive {delay_ms:g} ms late"
+            )
+        return ControlResult(True, f"{svc}'s network is quick again")
 
     async def _broker(self, *, start: bool) -> ControlResult:
         async with self._process_lock:
