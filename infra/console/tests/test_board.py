@@ -81,9 +81,27 @@ def test_a_confirmed_order_has_every_step_in_its_lane_with_its_offset():
         "order": [("created", 0), ("confirmed", 90)],
         "payment": [("charged", 40)],
         "inventory": [("reserved", 30)],
+        "shipping": [],
     }
     assert view["lanes"]["payment"][0]["detail"] == "$30.00"
     assert view["lanes"]["inventory"][0]["detail"] == "book x2"
+
+
+def test_a_shipment_shows_in_the_shipping_lane_and_leaves_the_status_alone():
+    board = Board()
+    order_id = str(uuid.uuid4())
+    board.apply("orders.events", record(order_id, "OrderCreated", "order", 0, CREATED), [])
+    board.apply("orders.events", record(order_id, "OrderConfirmed", "order", 90), [])
+    shipment = {"shipment_id": str(uuid.uuid4()), "ship_by": "2026-01-03"}
+    order = board.apply(
+        "shipments.events", record(order_id, "ShipmentScheduled", "shipping", 120, shipment), []
+    )
+    assert order is not None
+    view = order.as_json()
+    assert view["status"] == "CONFIRMED"
+    assert [(s["step"], s["offset_ms"], s["detail"]) for s in view["lanes"]["shipping"]] == [
+        ("scheduled", 120, "ships by 2026-01-03")
+    ]
 
 
 def test_a_cancelled_order_shows_its_reason_and_a_resent_decision_as_a_repeat():

@@ -3,9 +3,10 @@
 Pure state, no I/O: `Board.apply` takes one Kafka record (topic, value, headers) and
 returns the order it changed, or None. The observer feeds it; the web app shows it.
 
-An order has three lanes, one per service that publishes about it (the envelope's
-`producer`): order (created, confirmed, cancelled), payment (charged, declined,
-refunded, voided) and inventory (reserved, rejected, sold, released). Each step keeps
+An order has a lane per service that publishes about it (the envelope's `producer`):
+order (created, confirmed, cancelled), payment (charged, declined, refunded, voided),
+inventory (reserved, rejected, sold, released), and shipping (scheduled, cancelled),
+which acts on the saga's outcome. Each step keeps
 when its producer decided it (`occurred_at`), so the page shows real timings, not when
 the console happened to read it. The records of one order arrive on three topics and
 so in no guaranteed order; steps are kept sorted by time.
@@ -22,8 +23,9 @@ from pydantic import ValidationError
 
 from shared_contracts import PRODUCERS, Envelope, Topic
 
-LANES: tuple[str, ...] = ("order", "payment", "inventory")
-"""The services an order's saga passes through, in the order the page shows them."""
+LANES: tuple[str, ...] = ("order", "payment", "inventory", "shipping")
+"""The services an order passes through, in the order the page shows them: the saga's
+three, then shipping, which acts on its outcome (its lane shows once it has a step)."""
 
 STEPS: Mapping[str, str] = {
     "OrderCreated": "created",
@@ -37,6 +39,8 @@ STEPS: Mapping[str, str] = {
     "StockReservationFailed": "rejected",
     "StockReleased": "released",
     "StockSold": "sold",
+    "ShipmentScheduled": "scheduled",
+    "ShipmentCancelled": "cancelled",
 }
 """The step each saga event stands for, in the words of the workshop."""
 
@@ -262,4 +266,6 @@ def _detail(event_type: str, payload: Mapping[str, Any]) -> str:
         return _money(payload.get("amount_cents"))
     if event_type in ("StockReserved", "StockReleased", "StockSold"):
         return _lines(payload.get("items")) or "nothing held"
+    if event_type == "ShipmentScheduled":
+        return f"ships by {payload.get('ship_by', '')}"
     return ""

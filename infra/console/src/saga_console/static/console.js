@@ -3,7 +3,7 @@
 // text only ever goes in as textContent, so nothing an event carries can inject markup.
 "use strict";
 
-const LANES = ["order", "payment", "inventory"];
+const SAGA_LANES = ["order", "payment", "inventory"]; // always shown; others once they have a step
 const MAX_ORDERS_SHOWN = 50;
 const orders = new Map(); // order_id -> the order's card element
 
@@ -94,7 +94,8 @@ function stepChip(step) {
 }
 
 function orderCard(order) {
-  const lanes = LANES.map((lane) => {
+  const shown = Object.keys(order.lanes).filter((lane) => SAGA_LANES.includes(lane) || order.lanes[lane].length > 0);
+  const lanes = shown.map((lane) => {
     const steps = order.lanes[lane].map(stepChip);
     if (steps.length === 0 && order.status === "PENDING") {
       steps.push(el("span", { class: "step waiting", "data-created": order.created_at || "" }, "waiting…"));
