@@ -31,8 +31,9 @@ def create_consumer(
     crashed member, and a restarted one rejoin, in seconds rather than tens of seconds;
     heartbeats run in the background, so slow handlers do not count against it.
     The local broker answers a fetch only when its wait expires, not when data
-    arrives, so the wait bounds each hop's latency: 100 ms keeps a saga near 0.1 s
-    for a few percent of idle broker CPU (Apache Kafka answers at once either way).
+    arrives, so the wait bounds each hop's latency: 25 ms keeps a saga near 40 ms at
+    20 orders/s (100 ms gave 90 ms) for a few ms more broker CPU per saga at low rates,
+    and no loss flat out (docs/performance.md); Apache Kafka answers at once either way.
     `listener` is told of every rebalance (aiokafka takes it only through `subscribe`).
     """
     consumer = AIOKafkaConsumer(
@@ -41,7 +42,7 @@ def create_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=25,
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
     )
