@@ -12,7 +12,7 @@ RUN = Path(__file__).with_name("run.py")
 
 @pytest.mark.e2e
 def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
-    argv = ["--mode", "flat", "--seconds", "3", "--warmup", "1", "--concurrency", "4"]
+    argv = ["--mode", "flat", "--seconds", "2", "--warmup", "0.5", "--concurrency", "2"]
     argv += ["--instances", "payment=2", "--results", str(tmp_path)]
     run = subprocess.run(
         [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=240
