@@ -10,12 +10,10 @@ and orders left inconsistent, plus a latency per order.
 """
 
 import asyncio
-import contextlib
 import re
 import secrets
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from devstack.invariants import settle
 from devstack.ports import free_port
 from devstack.postgres import PostgresServer
 from devstack.scenarios import history_complete
-from devstack.stack import SERVICES, Stack
+from devstack.stack import SERVICES, Stack, wait_healthy
 
 READ_CONCURRENCY = 16
 
@@ -275,7 +273,9 @@ class Monolith:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        _wait_healthy(self._procs[app], f"{self.url(app)}/health", log_path)
+        wait_healthy(
+            self._procs[app], f"{self.url(app)}/health", name=app, log_path=log_path, timeout=60
+        )
 
     async def seed(self, shop: Shop) -> None:
         for p in shop.products:
@@ -347,16 +347,3 @@ def monolith_inconsistency(status: str, charges: int, reserved: bool) -> str | N
     if reserved:
         return "failed, but stock reserved"
     return None
-
-
-def _wait_healthy(
-    proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as http:
-        while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(url).status_code == 200:
-                    return
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not healthy (exit {proc.poll()}):\n{_process.log_tail(log_path)}")

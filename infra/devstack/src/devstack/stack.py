@@ -195,12 +195,8 @@ class Stack:
         self.progress = progress or logger.info
         self.ready_timeout = ready_timeout
         self.python = python
-        self.ports = (
-            Ports.free(self.services)
-            if free_ports
-            else Ports.defaults(services, self.environ, self.repo_root)
-        )
         self._free_ports = free_ports
+        self.ports = self._pick_ports(self.services)
         self._postgres: dict[str, PostgresServer] = {}
         self._database_urls: dict[str, str] = {}
         self._broker: Broker | None = None
@@ -375,14 +371,10 @@ class Stack:
         """
         if svc in self.services:
             raise RuntimeError(f"{svc} service is already part of the stack")
-        if self._free_ports:
-            port, pg_port = free_port(), free_port()
-        else:
-            declared = Ports.defaults((svc,), self.environ, self.repo_root)
-            port, pg_port = declared.services[svc], declared.postgres[svc]
+        added = self._pick_ports((svc,))
         self.ports = Ports(
-            services={**self.ports.services, svc: port},
-            postgres={**self.ports.postgres, svc: pg_port},
+            services={**self.ports.services, **added.services},
+            postgres={**self.ports.postgres, **added.postgres},
             broker=self.ports.broker,
         )
         self.services = (*self.services, svc)
@@ -391,6 +383,12 @@ class Stack:
             self._migrate(svc)
         with self._step(f"starting {svc} service on :{self.ports.services[svc]}"):
             self.start_service(svc)
+
+    def _pick_ports(self, services: Sequence[str]) -> Ports:
+        """Free ports (tests), or the services' declared ones overridden by the environment."""
+        if self._free_ports:
+            return Ports.free(services)
+        return Ports.defaults(services, self.environ, self.repo_root)
 
     def start_instance(self, svc: str) -> str:
         """Start one more process of `svc` and wait until it is ready; return its name.
@@ -539,22 +537,35 @@ class Stack:
             )
 
     def _wait_ready(self, svc: str) -> None:
-        proc, log_path = self._procs[svc], self.log_path(svc)
-        deadline = time.monotonic() + self.ready_timeout
-        with httpx.Client(timeout=2.0) as client:
-            while proc.poll() is None:
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{self.url(svc)}/health/ready").status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise DevstackError(
-                        f"{svc} service not ready after {self.ready_timeout:.0f} s",
-                        log_path=log_path,
-                        detail=_process.log_tail(log_path),
-                    )
-                time.sleep(0.2)
-        raise DevstackError(
-            f"{svc} service exited during startup (exit {proc.returncode})",
-            log_path=log_path,
-            detail=_process.log_tail(log_path),
+        wait_healthy(
+            self._procs[svc],
+            f"{self.url(svc)}/health/ready",
+            name=f"{svc} service",
+            log_path=self.log_path(svc),
+            timeout=self.ready_timeout,
         )
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes], url: str, *, name: str, log_path: Path, timeout: float
+) -> None:
+    """Poll `url` until it answers 200; a `DevstackError` with the log's tail if `proc`
+    exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while proc.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise DevstackError(
+                    f"{name} not ready after {timeout:.0f} s",
+                    log_path=log_path,
+                    detail=_process.log_tail(log_path),
+                )
+            time.sleep(0.2)
+    raise DevstackError(
+        f"{name} exited during startup (exit {proc.returncode})",
+        log_path=log_path,
+        detail=_process.log_tail(log_path),
+    )
