@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        timeout_keep_alive=75,
     )
 
 

@@ -95,6 +95,13 @@ def _metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+# How long an idle keep-alive connection stays open. It must outlast the idle expiry of
+# the clients (httpx: 5 s; uvicorn's default is also 5 s): a client that reuses a
+# connection at the moment the server closes it gets "server disconnected" on a request
+# that was never read.
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run `app` with uvicorn on the configured host and port until SIGINT/SIGTERM."""
     logs.configure_logging(app.state.service_name, settings.log_level, settings.log_format)
@@ -107,4 +114,5 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

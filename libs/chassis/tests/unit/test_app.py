@@ -6,11 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import APIRouter
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from chassis.app import create_service_app
+from chassis import logs
+from chassis.app import KEEP_ALIVE_SECONDS, create_service_app, serve
 from chassis.runtime import Runtime
 from chassis.settings import ServiceSettings
 
@@ -86,3 +88,17 @@ async def test_readiness_asks_the_broker_each_time() -> None:
 async def test_readiness_is_false_before_the_clients_connected() -> None:
     fake: Any = None
     assert not await Runtime("test", fake, fake, fake, fake).broker_answers()
+
+
+def test_the_server_keeps_idle_connections_longer_than_clients_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client reusing a connection the server is closing gets "server disconnected"."""
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kwargs: ran.update(kwargs))
+    monkeypatch.setattr(logs, "configure_logging", lambda *_args: None)  # root logger stays
+    settings = ServiceSettings(database_url="postgresql+asyncpg://x@127.0.0.1/x", port=1)
+    serve(create_service_app("test", settings, []), settings)
+    client_expiry = httpx.Limits().keepalive_expiry
+    assert client_expiry is not None
+    assert ran["timeout_keep_alive"] == KEEP_ALIVE_SECONDS > client_expiry
