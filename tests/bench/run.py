@@ -136,7 +136,15 @@ async def wait_terminal(client: SagaClient, count: int, timeout: float = 300) ->
 
 async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str, Any]:
     say(f"{mode}: starting a fresh stack")
-    with Stack(base / mode, free_ports=True, progress=lambda line: say(f"  {line}")) as stack:
+    with Stack(
+        base / mode,
+        free_ports=True,
+        progress=lambda line: say(f"  {line}"),
+        database_proxies=list(args.db_latency),
+        extra_env={"ORDER_MAX_PENDING_ORDERS": str(args.max_pending)} if args.max_pending else {},
+    ) as stack:
+        for svc, delay_ms in args.db_latency.items():
+            stack.database_proxy(svc).slow(delay_ms)
         async with SagaClient({svc: stack.url(svc) for svc in SERVICES}, timeout=60) as client:
             await seed(client)
             instances = [
@@ -180,6 +188,8 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
         "mode": mode,
         "load": {"rate": args.rate} if mode == "rate" else {"concurrency": args.concurrency},
         "instances": {svc: args.instances.get(svc, 1) for svc in SERVICES},
+        "database_latency_ms": {svc: args.db_latency.get(svc, 0) for svc in SERVICES},
+        "max_pending_orders": args.max_pending,
         "warmup_seconds": args.warmup,
         "window_seconds": round(window.seconds, 2),
         "run_started": datetime.fromtimestamp(started).isoformat(timespec="seconds"),
@@ -312,6 +322,7 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"mode {result['mode']} {result['load']}, {result['window_seconds']} s measured after {result['warmup_seconds']} s warm-up",
+            f"  instances {result['instances']}; database latency ms {result['database_latency_ms']}; max pending orders {result['max_pending_orders'] or 'default'}",
             f"  accepted {result['orders_accepted_per_second']}/s, completed {result['sagas_completed_per_second']} sagas/s",
             f"  placed->terminal ms {lat}",
             f"  HTTP POST /v1/orders ms {http}",
@@ -359,17 +370,39 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="run N processes of a service in its consumer group, e.g. payment=2 (repeatable;"
         " the load still goes to the first order process)",
     )
+    parser.add_argument(
+        "--db-latency",
+        action="append",
+        default=[],
+        metavar="SVC=MS",
+        help="put a service's database MS milliseconds away: every round trip of every"
+        " instance to it waits that long (a proxy in between; repeatable)",
+    )
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        metavar="N",
+        help="the order service's saga backlog bound (ORDER_MAX_PENDING_ORDERS; default"
+        " the service's): flat out, the wait in the queue is N / throughput, so keep it"
+        " well under the saga timeout",
+    )
     args = parser.parse_args(argv)
-    args.instances = dict(instance_count(parser, spec) for spec in args.instances)
+    if args.max_pending is not None and args.max_pending < 1:
+        parser.error(f"--max-pending {args.max_pending}: must be >= 1")
+    args.instances = dict(per_service(parser, "--instances", spec, 1) for spec in args.instances)
+    args.db_latency = dict(per_service(parser, "--db-latency", spec, 0) for spec in args.db_latency)
     return args
 
 
-def instance_count(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int]:
+def per_service(
+    parser: argparse.ArgumentParser, option: str, spec: str, least: int
+) -> tuple[str, int]:
     """`payment=2` as `("payment", 2)`, or exit with a message saying what is wrong."""
     svc, _, count = spec.partition("=")
-    if svc not in SERVICES or not count.isdigit() or int(count) < 1:
+    if svc not in SERVICES or not count.isdigit() or int(count) < least:
         parser.error(
-            f"--instances {spec!r}: expected SVC=N with SVC one of {', '.join(SERVICES)} and N >= 1"
+            f"{option} {spec!r}: expected SVC=N with SVC one of {', '.join(SERVICES)}"
+            f" and N >= {least}"
         )
     return svc, int(count)
 

@@ -1,3 +1,4 @@
+import asyncio
 import os
 import socket
 import subprocess
@@ -145,6 +146,41 @@ async def test_the_stack_provisions_a_reachable_database(tmp_path):
         await conn.close()
     finally:
         stack.stop()
+
+
+@pytest.mark.integration
+async def test_a_database_behind_its_proxy_is_as_far_away_as_asked(tmp_path):
+    stack = Stack(
+        tmp_path,
+        repo_root=tmp_path,
+        services=("payment",),
+        free_ports=True,
+        database_proxies=("payment",),
+    )
+    try:
+        stack.start_infrastructure()
+        proxy = stack.database_proxy("payment")
+        url = stack.database_url("payment")
+        assert f"@{proxy.address}/" in url
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        loop = asyncio.get_running_loop()
+
+        async def round_trips(count: int) -> float:
+            started = loop.time()
+            for i in range(count):
+                assert await conn.fetchval("SELECT $1::int", i) == i
+            return loop.time() - started
+
+        near = await round_trips(10)
+        proxy.slow(20)
+        far = await round_trips(10)
+        await conn.close()
+        assert far >= 10 * 0.020 > near
+        assert proxy.stats.delayed >= 10
+    finally:
+        stack.stop()
+    with pytest.raises(OSError):  # the proxy stopped with the stack
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=1).close()
 
 
 @pytest.mark.integration

@@ -25,6 +25,11 @@ the protocol the proxy speaks:
 - `"http"`: an HTTP/1.1 request (headers, then a body by `Content-Length` or chunked).
   Requests on a keep-alive connection are sequential, so each is held `delay_ms` before
   it is forwarded; a failed one gets a reset connection and the service never sees it.
+- `"tcp"`: whatever one read from the caller's socket returns, for a protocol the proxy
+  does not parse (PostgreSQL's, between a service and its database). The bytes keep
+  their order and each read is held `delay_ms`, so a client that waits for an answer
+  before it sends again (a database driver) pays `delay_ms` per round trip: a database
+  that far away.
 
 `stats` counts connections, requests, delayed and reset requests since the start.
 The proxy runs its own event loop in a thread, so the synchronous launcher (`Stack`) and
@@ -45,7 +50,7 @@ from typing import Literal, Self
 
 logger = logging.getLogger(__name__)
 
-Protocol = Literal["kafka", "http"]
+Protocol = Literal["kafka", "http", "tcp"]
 
 _NAMES_BROKERS = frozenset({3, 10})
 """Kafka api keys whose answers name brokers: Metadata and FindCoordinator."""
@@ -268,7 +273,8 @@ class FaultProxy:
             await asyncio.gather(sender, return_exceptions=True)
 
     def _read_requests(self, reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-        return _kafka_frames(reader) if self.protocol == "kafka" else _http_requests(reader)
+        readers = {"kafka": _kafka_frames, "http": _http_requests, "tcp": _chunks}
+        return readers[self.protocol](reader)
 
     async def _answers(
         self,
@@ -277,8 +283,8 @@ class FaultProxy:
         kafka_rewrites: set[bytes],
     ) -> None:
         """Upstream -> caller, unchanged except Kafka's broker addresses (see the module doc)."""
-        if self.protocol == "http":
-            while chunk := await reader.read(65536):
+        if self.protocol != "kafka":
+            async for chunk in _chunks(reader):
                 caller.write(chunk)
                 await caller.drain()
             return
@@ -320,6 +326,12 @@ def _close(writer: asyncio.StreamWriter, *, reset: bool) -> None:
 
 
 # -- protocols ----------------------------------------------------------------------------
+
+
+async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """What each read returns, until the peer closes."""
+    while chunk := await reader.read(65536):
+        yield chunk
 
 
 async def _kafka_frames(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:

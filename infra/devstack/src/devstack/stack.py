@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -171,6 +172,9 @@ class Stack:
     Each service named in `fault_proxies` reaches the broker through a `FaultProxy` of
     its own (its `KAFKA_BOOTSTRAP_SERVERS` is the proxy), so that a test or a trainer
     can slow its Kafka traffic down or break it: `stack.fault_proxy("payment").slow(200)`.
+    Each service named in `database_proxies` reaches its database through one (protocol
+    `"tcp"`), so that its database can be made far away: `stack.database_proxy(svc).slow(5)`
+    adds 5 ms to every round trip of every instance of it.
     """
 
     def __init__(
@@ -186,6 +190,7 @@ class Stack:
         ready_timeout: float = 60.0,
         python: str = sys.executable,
         fault_proxies: Sequence[str] = (),
+        database_proxies: Sequence[str] = (),
     ) -> None:
         self.base_dir = base_dir.resolve()
         self.repo_root = repo_root or find_repo_root()
@@ -204,11 +209,16 @@ class Stack:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._instances: dict[str, tuple[str, int]] = {}
         """Extra instances started by `start_instance`: name -> (service, HTTP port)."""
-        unknown = set(fault_proxies) - set(self.services)
-        if unknown:
-            raise ValueError(f"fault_proxies names no service of this stack: {sorted(unknown)}")
+        for option, named in (
+            ("fault_proxies", fault_proxies),
+            ("database_proxies", database_proxies),
+        ):
+            if unknown := set(named) - set(self.services):
+                raise ValueError(f"{option} names no service of this stack: {sorted(unknown)}")
         self._fault_proxy_services = tuple(fault_proxies)
         self._fault_proxies: dict[str, FaultProxy] = {}
+        self._database_proxy_services = tuple(database_proxies)
+        self._database_proxies: dict[str, FaultProxy] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -272,7 +282,11 @@ class Stack:
             (f"stopping the fault proxy of {svc}", proxy.stop)
             for svc, proxy in self._fault_proxies.items()
         ]
-        self._fault_proxies = {}
+        actions += [
+            (f"stopping the database proxy of {svc}", proxy.stop)
+            for svc, proxy in self._database_proxies.items()
+        ]
+        self._fault_proxies, self._database_proxies = {}, {}
         if self._broker is not None:
             actions.append(("stopping broker", self._broker.stop))
         actions += [
@@ -299,7 +313,8 @@ class Stack:
         return f"http://127.0.0.1:{self._service_and_port(svc)[1]}"
 
     def database_url(self, svc: str) -> str:
-        """The SQLAlchemy URL the service uses (its own role and database)."""
+        """The SQLAlchemy URL the service uses (its own role and database; its proxy's
+        address for a service named in `database_proxies`)."""
         return self._database_urls[svc]
 
     @property
@@ -329,6 +344,15 @@ class Stack:
         except KeyError:
             raise KeyError(
                 f"{svc} has no fault proxy: name it in Stack(fault_proxies=...)"
+            ) from None
+
+    def database_proxy(self, svc: str) -> FaultProxy:
+        """The proxy between `svc` (all its instances) and its database; see `__init__`."""
+        try:
+            return self._database_proxies[svc]
+        except KeyError:
+            raise KeyError(
+                f"{svc} has no database proxy: name it in Stack(database_proxies=...)"
             ) from None
 
     def restart_broker(self) -> None:
@@ -447,14 +471,30 @@ class Stack:
         external = self.environ.get(database_url_env(svc))
         if external:
             self.progress(f"using {database_url_env(svc)} for {svc}")
-            self._database_urls[svc] = external
-            return
-        port = self.ports.postgres[svc]
-        server = PostgresServer(self.base_dir / f"pg-{svc}", port)
-        with self._step(f"starting PostgreSQL for {svc} on :{port}"):
-            self._postgres[svc] = server
-            server.start()
-            self._database_urls[svc] = server.provision(svc, svc, secrets.token_urlsafe(18))
+            url = external
+        else:
+            port = self.ports.postgres[svc]
+            server = PostgresServer(self.base_dir / f"pg-{svc}", port)
+            with self._step(f"starting PostgreSQL for {svc} on :{port}"):
+                self._postgres[svc] = server
+                server.start()
+                url = server.provision(svc, svc, secrets.token_urlsafe(18))
+        if svc in self._database_proxy_services:
+            url = self._start_database_proxy(svc, url)
+        self._database_urls[svc] = url
+
+    def _start_database_proxy(self, svc: str, url: str) -> str:
+        """Start the proxy to the database at `url`; the same URL with the proxy's port."""
+        parts = urlsplit(url)
+        if parts.hostname is None or parts.port is None:
+            raise DevstackError(f"database proxy for {svc}: no host:port in its URL {url!r}")
+        proxy = FaultProxy(parts.hostname, parts.port, protocol="tcp", name=f"{svc} -> database")
+        with self._step(f"starting the database proxy of {svc}"):
+            proxy.start()
+        self._database_proxies[svc] = proxy
+        credentials, _, _ = parts.netloc.rpartition("@")
+        netloc = f"{credentials}@{proxy.address}" if credentials else proxy.address
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def _start_broker(self) -> None:
         if self._bootstrap:
