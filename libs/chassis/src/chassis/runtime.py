@@ -125,8 +125,12 @@ async def _relay(runtime: Runtime) -> None:
     await OutboxRelay(runtime.sessions, runtime.producer, runtime.outbox).run()
 
 
-def get_runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the runtime the `lifespan` stored on the app."""
+async def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime the `lifespan` stored on the app.
+
+    `async` although it awaits nothing: FastAPI runs a plain `def` dependency in a worker
+    thread, two thread switches per request for reading one attribute.
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 

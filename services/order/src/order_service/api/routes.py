@@ -37,8 +37,11 @@ GET_RESPONSES: Responses = {404: error("Unknown order")}
 CANCEL_RESPONSES: Responses = {**GET_RESPONSES, 409: error("The order is already cancelled")}
 
 
-def get_admission(request: Request) -> Admission:
-    """FastAPI dependency: the order service's admission control (`create_app` sets it)."""
+async def get_admission(request: Request) -> Admission:
+    """FastAPI dependency: the order service's admission control (`create_app` sets it).
+
+    `async` so that FastAPI calls it on the event loop, not in a worker thread.
+    """
     admission: Admission = request.app.state.admission
     return admission
 
