@@ -39,7 +39,6 @@ from devstack.stack import SERVICES, Stack
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
 SKUS = [f"bench-{n}" for n in range(50)]
-CUSTOMERS = [f"bench-c{n}" for n in range(100)]
 
 
 def say(line: str) -> None:
@@ -79,12 +78,19 @@ class Window:
         return self.end - self.start
 
 
-async def seed(client: SagaClient) -> None:
+def customers(count: int) -> list[str]:
+    """The customers orders are placed for, each with an account."""
+    return [f"bench-c{n}" for n in range(count)]
+
+
+async def seed(client: SagaClient, accounts: int) -> None:
     """Products and accounts that no run can exhaust: every order should be CONFIRMED."""
     for sku in SKUS:
         await client.put_product(sku, f"Bench item {sku}", 100, 10**9)
-    for customer in CUSTOMERS:
-        await client.put_account(customer, 10**15)
+    names = customers(accounts)
+    for start in range(0, len(names), 10):
+        chunk = names[start : start + 10]
+        await asyncio.gather(*(client.put_account(customer, 10**15) for customer in chunk))
 
 
 def run_loadgen(
@@ -98,7 +104,7 @@ def run_loadgen(
         str(Path(__file__).with_name("loadgen.py")),
         f"--url={url}",
         f"--skus={','.join(SKUS)}",
-        f"--customers={','.join(CUSTOMERS)}",
+        f"--customers={','.join(customers(args.accounts))}",
         f"--seconds={args.warmup + args.seconds}",
         *load,
         f"--out={out}",
@@ -146,7 +152,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
         for svc, delay_ms in args.db_latency.items():
             stack.database_proxy(svc).slow(delay_ms)
         async with SagaClient({svc: stack.url(svc) for svc in SERVICES}, timeout=60) as client:
-            await seed(client)
+            await seed(client, args.accounts)
             instances = [
                 stack.start_instance(svc)
                 for svc, count in args.instances.items()
@@ -190,6 +196,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
         "instances": {svc: args.instances.get(svc, 1) for svc in SERVICES},
         "database_latency_ms": {svc: args.db_latency.get(svc, 0) for svc in SERVICES},
         "max_pending_orders": args.max_pending,
+        "seeded": {"products": len(SKUS), "accounts": args.accounts},
         "warmup_seconds": args.warmup,
         "window_seconds": round(window.seconds, 2),
         "run_started": datetime.fromtimestamp(started).isoformat(timespec="seconds"),
@@ -379,6 +386,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
         " instance to it waits that long (a proxy in between; repeatable)",
     )
     parser.add_argument(
+        "--accounts",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="customers with an account (default 1000): a charge locks its customer's"
+        " account, so with few customers payment instances wait on each other's locks",
+    )
+    parser.add_argument(
         "--max-pending",
         type=int,
         metavar="N",
@@ -387,8 +402,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         " well under the saga timeout",
     )
     args = parser.parse_args(argv)
-    if args.max_pending is not None and args.max_pending < 1:
-        parser.error(f"--max-pending {args.max_pending}: must be >= 1")
+    for option, value in (("--max-pending", args.max_pending), ("--accounts", args.accounts)):
+        if value is not None and value < 1:
+            parser.error(f"{option} {value}: must be >= 1")
     args.instances = dict(per_service(parser, "--instances", spec, 1) for spec in args.instances)
     args.db_latency = dict(per_service(parser, "--db-latency", spec, 0) for spec in args.db_latency)
     return args

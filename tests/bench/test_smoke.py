@@ -13,7 +13,8 @@ RUN = Path(__file__).with_name("run.py")
 @pytest.mark.e2e
 def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     argv = ["--mode", "flat", "--seconds", "2", "--warmup", "0.5", "--concurrency", "2"]
-    argv += ["--instances", "payment=2", "--db-latency", "payment=2", "--results", str(tmp_path)]
+    argv += ["--instances", "payment=2", "--db-latency", "payment=2", "--accounts", "20"]
+    argv += ["--results", str(tmp_path)]
     run = subprocess.run(
         [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=240
     )
@@ -25,6 +26,7 @@ def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     result = json.loads(report.read_text())
     assert result["instances"] == {"order": 1, "inventory": 1, "payment": 2}
     assert result["database_latency_ms"] == {"order": 0, "inventory": 0, "payment": 2}
+    assert result["seeded"] == {"products": 50, "accounts": 20}
     assert result["sagas_completed_per_second"] > 0
     assert result["invariant_violations"] == []
     assert set(result["outcomes"]) <= {"CONFIRMED", "CANCELLED"}
