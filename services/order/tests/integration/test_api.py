@@ -128,6 +128,11 @@ async def test_same_idempotency_key_with_another_body_is_refused(client, product
         "/v1/orders", json=order_body(sku, 2), headers={"Idempotency-Key": key}
     )
     assert second.status_code == 409
+    # The body is checked before the key: a repeat is found by its insert failing.
+    unknown = await client.post(
+        "/v1/orders", json=order_body("no-such-sku"), headers={"Idempotency-Key": key}
+    )
+    assert unknown.status_code == 422
 
 
 async def place(client, product) -> str:
