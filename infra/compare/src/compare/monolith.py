@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inventory-url", default="")
     args = parser.parse_args(argv)
     app = create_app(args.service, args.database_url, args.payment_url, args.inventory_url)
-    # The same server settings as the real services (chassis.app.serve).
+    # The same server settings as the real services (chassis.app.serve), written out:
+    # the anti-pattern stays free of the services' chassis.
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
-        timeout_keep_alive=75,
+        timeout_keep_alive=75,  # chassis.app.KEEP_ALIVE_SECONDS
     )
 
 

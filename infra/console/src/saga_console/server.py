@@ -6,7 +6,6 @@ its controls can stop and start that stack's processes directly.
 
 import threading
 import time
-from types import TracebackType
 from typing import Self
 
 import uvicorn
@@ -56,10 +55,5 @@ class ConsoleServer:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.stop()

@@ -45,7 +45,6 @@ import struct
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal, Self
 
 logger = logging.getLogger(__name__)
@@ -148,12 +147,7 @@ class FaultProxy:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.stop()
 
     def start(self, timeout: float = 5.0) -> None:

@@ -18,7 +18,6 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
@@ -226,12 +225,7 @@ class Stack:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -339,21 +333,11 @@ class Stack:
         Only for services named in `fault_proxies`; see `devstack.faults` for exactly
         what `slow`, `fail` and `clear` do to the Kafka traffic.
         """
-        try:
-            return self._fault_proxies[svc]
-        except KeyError:
-            raise KeyError(
-                f"{svc} has no fault proxy: name it in Stack(fault_proxies=...)"
-            ) from None
+        return _proxy_of(self._fault_proxies, svc, "fault")
 
     def database_proxy(self, svc: str) -> FaultProxy:
         """The proxy between `svc` (all its instances) and its database; see `__init__`."""
-        try:
-            return self._database_proxies[svc]
-        except KeyError:
-            raise KeyError(
-                f"{svc} has no database proxy: name it in Stack(database_proxies=...)"
-            ) from None
+        return _proxy_of(self._database_proxies, svc, "database")
 
     def restart_broker(self) -> None:
         """Stop the local broker, start it again on the same port and re-create the topics.
@@ -584,6 +568,13 @@ class Stack:
             log_path=self.log_path(svc),
             timeout=self.ready_timeout,
         )
+
+
+def _proxy_of(proxies: Mapping[str, FaultProxy], svc: str, kind: str) -> FaultProxy:
+    try:
+        return proxies[svc]
+    except KeyError:
+        raise KeyError(f"{svc} has no {kind} proxy: name it in Stack({kind}_proxies=...)") from None
 
 
 def wait_healthy(
