@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from chassis import telemetry
 from chassis.db import after_commit
@@ -59,6 +60,9 @@ class Outbox:
     """Adds events to the outbox table of the caller's transaction.
 
     Nothing is sent here: the relay publishes rows once the transaction commits.
+    The rows a transaction adds are written by one statement as it commits, in the
+    order they were added: a consumer's batch transaction applies many events, and
+    one insert per event was a round trip each. A rollback writes none of them.
     A commit that added rows wakes the relay at once, so events do not wait for a poll.
     """
 
@@ -87,18 +91,32 @@ class Outbox:
         attributes = {"messaging.destination.name": topic, "event.id": str(first.event_id)}
         with telemetry.span(f"outbox {first.event_type}", attributes):
             trace_context = telemetry.current_context() or None
-        await session.execute(
-            insert(outbox),
-            [
-                {
-                    "topic": topic,
-                    "key": key,
-                    "event_id": e.event_id,
-                    "envelope": e.model_dump_json(),
-                    "trace_context": trace_context,
-                }
-                for e in envelopes
-            ],
+        session.info.setdefault(_PENDING, []).extend(
+            {
+                "topic": topic,
+                "key": key,
+                "event_id": e.event_id,
+                "envelope": e.model_dump_json(),
+                "trace_context": trace_context,
+            }
+            for e in envelopes
         )
         after_commit(session, self.committed.set)
-        return envelopes[0]
+        return first
+
+
+_PENDING = "chassis.outbox.pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
+    # allowed here); a failing insert fails the commit, which then rolls back.
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.execute(insert(outbox), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)

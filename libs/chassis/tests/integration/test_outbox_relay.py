@@ -110,6 +110,32 @@ async def test_rolled_back_events_are_never_published(
     assert not set(rolled_back) & {e.event_id for e in envelopes(records)}
 
 
+async def test_a_transactions_events_are_written_by_one_insert_as_it_commits(
+    sessions: Sessions,
+) -> None:
+    signal = Outbox("chassis-test")
+    inserts: list[str] = []
+    engine = sessions.kw["bind"].sync_engine
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("INSERT INTO outbox"):
+            inserts.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with sessions.begin() as session:
+            added = [await signal.add(session, "t", f"k{n}", product(f"k{n}", n)) for n in range(5)]
+            assert await outbox_rows(sessions) == 0, "nothing is written before the commit"
+            assert inserts == []
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert len(inserts) == 1
+    async with sessions() as session:
+        rows = await session.execute(sa.select(outbox_table.c.event_id).order_by(outbox_table.c.id))
+        assert list(rows.scalars()) == [e.event_id for e in added], "in the order added"
+
+
 async def test_commit_without_events_does_not_wake_the_relay(sessions: Sessions) -> None:
     signal = Outbox("chassis-test")
     async with sessions.begin() as session:
