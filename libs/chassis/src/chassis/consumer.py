@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -70,6 +72,23 @@ HANDOVER_SECONDS = 5.0
 # SQLSTATE classes that say "try again": connection, rollback (serialization,
 # deadlock), insufficient resources, operator intervention (server shutting down).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+_RECORD_FIRST_TIME = (
+    insert(processed_events)
+    .from_select(
+        ["consumer", "event_id"],
+        sa.select(
+            sa.bindparam("consumer", type_=sa.Text),
+            sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(postgresql.UUID))),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(processed_events.c.event_id)
+)
+"""Inbox rows for a batch's events; returns the ids not seen before. The ids go as one
+array, so every batch size shares one statement: a multi-row VALUES is a statement per
+row count, each compiled and prepared anew."""
 
 
 class PoisonMessage(Exception):
@@ -373,20 +392,9 @@ class InboxConsumer:
         applied: list[_Event] = []
         try:
             async with self._sessions.begin() as session:
+                ids = [e.envelope.event_id for e in events]
                 first_time = set(
-                    (
-                        await session.scalars(
-                            insert(processed_events)
-                            .values(
-                                [
-                                    {"consumer": self.name, "event_id": e.envelope.event_id}
-                                    for e in events
-                                ]
-                            )
-                            .on_conflict_do_nothing()
-                            .returning(processed_events.c.event_id)
-                        )
-                    ).all()
+                    await session.scalars(_RECORD_FIRST_TIME, {"consumer": self.name, "ids": ids})
                 )
                 for event in events:
                     if event.envelope.event_id not in first_time:
