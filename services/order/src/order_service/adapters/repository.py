@@ -1,4 +1,8 @@
-"""Load and save orders and the catalog replica within the caller's transaction."""
+"""Load and save orders and the catalog replica within the caller's transaction.
+
+The statements that every saga runs are built once, here, with bound parameters:
+building a statement and its cache key on each call cost more than its SQL.
+"""
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +17,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from order_service.adapters.orm import catalog, order_history, order_lines, orders
 from order_service.domain.model import Line, Order, Outcome, Product, Reason, Status, Step
 
+# The trailing _ keeps a parameter apart from the column of that name.
+_ORDER_ID: sa.BindParameter[UUID] = sa.bindparam("order_id_")
+
+
+def _as_json(table: sa.Table, order_by: sa.Column[Any], *columns: str) -> sa.ScalarSelect[Any]:
+    """The order's rows of `table` as a JSON array of `[column, ...]` arrays (NULL if none)."""
+    row = sa.func.json_build_array(*(table.c[name] for name in columns))
+    rows = sa.func.json_agg(aggregate_order_by(row, order_by), type_=postgresql.JSON)
+    return sa.select(rows).where(table.c.order_id == _ORDER_ID).scalar_subquery()
+
+
+_GET = sa.select(
+    orders,
+    _as_json(order_lines, order_lines.c.line_no, "sku", "quantity", "unit_price_cents").label(
+        "lines"
+    ),
+    _as_json(order_history, order_history.c.id, "step", "at", "detail").label("steps"),
+).where(orders.c.order_id == _ORDER_ID)
+_GET_LOCKED = _GET.with_for_update(of=orders)
+_ADD = sa.insert(orders)
+_ADD_LINES = sa.insert(order_lines)
+_UPDATE = sa.update(orders).where(orders.c.order_id == _ORDER_ID)
+_ADD_STEPS = sa.insert(order_history)
+_PRODUCTS = sa.select(catalog).where(catalog.c.sku.in_(sa.bindparam("skus", expanding=True)))
+
 
 async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> Order | None:
     """The order, or None; `lock` holds it (FOR UPDATE) until the transaction ends.
@@ -20,14 +49,8 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
     One statement: its lines and history come along as JSON arrays, which saves an
     event applied to an order two round trips of the three.
     """
-    lines = _as_json(
-        order_lines, order_id, order_lines.c.line_no, "sku", "quantity", "unit_price_cents"
-    )
-    steps = _as_json(order_history, order_id, order_history.c.id, "step", "at", "detail")
-    query = sa.select(orders, lines.label("lines"), steps.label("steps")).where(
-        orders.c.order_id == order_id
-    )
-    row = (await session.execute(query.with_for_update(of=orders) if lock else query)).first()
+    query = _GET_LOCKED if lock else _GET
+    row = (await session.execute(query, {"order_id_": order_id})).first()
     if row is None:
         return None
     return Order(
@@ -46,15 +69,6 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
             for step, at, detail in row.steps or []
         ],
     )
-
-
-def _as_json(
-    table: sa.Table, order_id: UUID, order_by: sa.Column[Any], *columns: str
-) -> sa.ScalarSelect[Any]:
-    """The order's rows of `table` as a JSON array of `[column, ...]` arrays (NULL if none)."""
-    row = sa.func.json_build_array(*(table.c[name] for name in columns))
-    rows = sa.func.json_agg(aggregate_order_by(row, order_by), type_=postgresql.JSON)
-    return sa.select(rows).where(table.c.order_id == order_id).scalar_subquery()
 
 
 async def position(session: AsyncSession, order_id: UUID) -> tuple[datetime, UUID] | None:
@@ -125,19 +139,20 @@ async def add(
 ) -> None:
     """Insert a new order with its lines and first steps."""
     await session.execute(
-        sa.insert(orders).values(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            status=order.status.value,
-            total_cents=order.total_cents,
-            idempotency_key=idempotency_key,
-            request_fingerprint=request_fingerprint,
-            created_at=order.created_at,
-            updated_at=order.created_at,
-        )
+        _ADD,
+        {
+            "order_id": order.order_id,
+            "customer_id": order.customer_id,
+            "status": order.status.value,
+            "total_cents": order.total_cents,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": request_fingerprint,
+            "created_at": order.created_at,
+            "updated_at": order.created_at,
+        },
     )
     await session.execute(
-        sa.insert(order_lines),
+        _ADD_LINES,
         [
             {"order_id": order.order_id, "line_no": n, **vars(line)}
             for n, line in enumerate(order.lines, start=1)
@@ -149,17 +164,17 @@ async def add(
 async def update(session: AsyncSession, order: Order, now: datetime) -> None:
     """Save the saga state of a loaded order and its new steps."""
     await session.execute(
-        sa.update(orders)
-        .where(orders.c.order_id == order.order_id)
-        .values(
-            status=order.status.value,
-            reason=order.reason.value if order.reason else None,
-            payment=order.payment.value if order.payment else None,
-            stock=order.stock.value if order.stock else None,
-            awaiting_since=order.awaiting_since,
-            resends=order.resends,
-            updated_at=now,
-        )
+        _UPDATE,
+        {
+            "order_id_": order.order_id,
+            "status": order.status.value,
+            "reason": order.reason.value if order.reason else None,
+            "payment": order.payment.value if order.payment else None,
+            "stock": order.stock.value if order.stock else None,
+            "awaiting_since": order.awaiting_since,
+            "resends": order.resends,
+            "updated_at": now,
+        },
     )
     await _save_steps(session, order)
 
@@ -167,7 +182,7 @@ async def update(session: AsyncSession, order: Order, now: datetime) -> None:
 async def _save_steps(session: AsyncSession, order: Order) -> None:
     if order.new_steps:
         await session.execute(
-            sa.insert(order_history),
+            _ADD_STEPS,
             [
                 {"order_id": order.order_id, "step": s.step, "at": s.at, "detail": s.detail}
                 for s in order.new_steps
@@ -235,7 +250,7 @@ async def overdue(
 
 async def products(session: AsyncSession, skus: Iterable[str]) -> dict[str, Product]:
     """The replica's products among `skus`, by SKU."""
-    rows = await session.execute(sa.select(catalog).where(catalog.c.sku.in_(list(skus))))
+    rows = await session.execute(_PRODUCTS, {"skus": list(skus)})
     return {r.sku: Product(r.sku, r.name, r.unit_price_cents) for r in rows}
 
 

@@ -1,4 +1,8 @@
-"""Load and save accounts and payments; every function works in the caller's session."""
+"""Load and save accounts and payments; every function works in the caller's session.
+
+The statements that every saga runs are built once, here, with bound parameters:
+building a statement and its cache key on each call cost more than its SQL.
+"""
 
 import uuid
 
@@ -9,17 +13,37 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payment_service.adapters.orm import accounts, cancelled_orders, payments
 from payment_service.domain.model import Account, AccountSummary, Payment, PaymentKind
 
+# The trailing _ keeps a parameter apart from the column of that name.
+_CUSTOMER_ID: sa.BindParameter[str] = sa.bindparam("customer_id_")
+_ORDER_ID: sa.BindParameter[uuid.UUID] = sa.bindparam("order_id_")
+_GET_ACCOUNT = sa.select(
+    accounts.c.customer_id, accounts.c.balance_cents, accounts.c.deposited_cents
+).where(accounts.c.customer_id == _CUSTOMER_ID)
+_LOCK_ACCOUNT = _GET_ACCOUNT.with_for_update()
+_SAVE_ACCOUNT = (
+    sa.update(accounts)
+    .where(accounts.c.customer_id == _CUSTOMER_ID)
+    .values(updated_at=sa.func.now())
+)
+_ADD_PAYMENT = sa.insert(payments)
+_IS_CANCELLED = sa.select(cancelled_orders.c.order_id).where(
+    cancelled_orders.c.order_id == _ORDER_ID
+)
+_PAYMENTS = (
+    sa.select(payments)
+    .where(payments.c.order_id == _ORDER_ID)
+    # A charge and its refund never share a timestamp in practice; kind breaks a tie.
+    .order_by(payments.c.created_at, payments.c.kind)
+)
+_LOCK_PAYMENTS = _PAYMENTS.with_for_update()
+
 
 async def get_account(
     session: AsyncSession, customer_id: str, *, for_update: bool = False
 ) -> Account | None:
     """The customer's account, or None; `for_update` locks its row until the transaction ends."""
-    query = sa.select(
-        accounts.c.customer_id, accounts.c.balance_cents, accounts.c.deposited_cents
-    ).where(accounts.c.customer_id == customer_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await session.execute(query)).one_or_none()
+    query = _LOCK_ACCOUNT if for_update else _GET_ACCOUNT
+    row = (await session.execute(query, {"customer_id_": customer_id})).one_or_none()
     return None if row is None else Account(row.customer_id, row.balance_cents, row.deposited_cents)
 
 
@@ -42,36 +66,35 @@ async def lock_or_add_account(session: AsyncSession, customer_id: str) -> Accoun
 async def save_account(session: AsyncSession, account: Account) -> None:
     """Write the balance and deposits of an account loaded (and locked) in this transaction."""
     await session.execute(
-        sa.update(accounts)
-        .where(accounts.c.customer_id == account.customer_id)
-        .values(
-            balance_cents=account.balance_cents,
-            deposited_cents=account.deposited_cents,
-            updated_at=sa.func.now(),
-        )
+        _SAVE_ACCOUNT,
+        {
+            "customer_id_": account.customer_id,
+            "balance_cents": account.balance_cents,
+            "deposited_cents": account.deposited_cents,
+        },
     )
 
 
 async def save_balance(session: AsyncSession, account: Account) -> None:
     """Write the balance of an account loaded (and locked) in this transaction."""
     await session.execute(
-        sa.update(accounts)
-        .where(accounts.c.customer_id == account.customer_id)
-        .values(balance_cents=account.balance_cents, updated_at=sa.func.now())
+        _SAVE_ACCOUNT,
+        {"customer_id_": account.customer_id, "balance_cents": account.balance_cents},
     )
 
 
 async def add_payment(session: AsyncSession, payment: Payment) -> None:
     """Insert a charge or refund; a second one of a kind for an order violates the unique key."""
     await session.execute(
-        sa.insert(payments).values(
-            payment_id=payment.payment_id,
-            order_id=payment.order_id,
-            customer_id=payment.customer_id,
-            kind=payment.kind.value,
-            amount_cents=payment.amount_cents,
-            created_at=payment.created_at,
-        )
+        _ADD_PAYMENT,
+        {
+            "payment_id": payment.payment_id,
+            "order_id": payment.order_id,
+            "customer_id": payment.customer_id,
+            "kind": payment.kind.value,
+            "amount_cents": payment.amount_cents,
+            "created_at": payment.created_at,
+        },
     )
 
 
@@ -84,23 +107,15 @@ async def add_cancelled_order(session: AsyncSession, order_id: uuid.UUID) -> Non
 
 async def is_cancelled(session: AsyncSession, order_id: uuid.UUID) -> bool:
     """Whether payment heard that the order was cancelled."""
-    query = sa.select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id)
-    return (await session.execute(query)).first() is not None
+    return (await session.execute(_IS_CANCELLED, {"order_id_": order_id})).first() is not None
 
 
 async def payments_for_order(
     session: AsyncSession, order_id: uuid.UUID, *, for_update: bool = False
 ) -> list[Payment]:
     """The order's charges and refunds, oldest first; `for_update` locks their rows."""
-    query = (
-        sa.select(payments)
-        .where(payments.c.order_id == order_id)
-        # A charge and its refund never share a timestamp in practice; kind breaks a tie.
-        .order_by(payments.c.created_at, payments.c.kind)
-    )
-    if for_update:
-        query = query.with_for_update()
-    rows = (await session.execute(query)).all()
+    query = _LOCK_PAYMENTS if for_update else _PAYMENTS
+    rows = (await session.execute(query, {"order_id_": order_id})).all()
     return [
         Payment(
             payment_id=row.payment_id,
