@@ -82,3 +82,13 @@ def test_a_long_data_dir_gets_a_short_socket_dir(tmp_path):
 
     assert str(server.socket_dir).startswith("/tmp/devstack-pg-")
     assert PostgresServer(tmp_path / "pg", 5432).socket_dir == (tmp_path / "pg").resolve()
+
+
+def test_the_short_socket_dir_goes_with_the_server(tmp_path):
+    server = PostgresServer(tmp_path / ("x" * 120), free_port())
+    server.start()
+    try:
+        assert (server.socket_dir / f".s.PGSQL.{server.port}").is_socket()
+    finally:
+        server.stop()
+    assert not server.socket_dir.exists()

@@ -110,12 +110,19 @@ class PostgresServer:
         if self._proc is not None:
             _process.stop_process(self._proc, signal.SIGINT, timeout)
             self._proc = None
+            self._remove_socket_dir()
 
     def kill(self) -> None:
         """SIGKILL the server and its backends, like a crash; `start()` recovers from WAL."""
         if self._proc is not None:
             _process.kill_process(self._proc)
             self._proc = None
+            self._remove_socket_dir()
+
+    def _remove_socket_dir(self) -> None:
+        # A short socket dir in /tmp is this server's alone; `start()` makes it again.
+        if self.socket_dir != self.data_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def provision(self, database: str, role: str, password: str) -> str:
         """Create (or update) a login role and a database it owns; only it may connect.
