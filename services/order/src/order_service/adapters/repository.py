@@ -38,8 +38,28 @@ _GET = sa.select(
 _GET_LOCKED = _GET.with_for_update(of=orders)
 _ADD = sa.insert(orders)
 _ADD_LINES = sa.insert(order_lines)
-_UPDATE = sa.update(orders).where(orders.c.order_id == _ORDER_ID)
-_ADD_STEPS = sa.insert(order_history)
+_NEW_STEPS = (
+    sa.func.unnest(
+        sa.bindparam("steps", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("ats", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+        sa.bindparam("details", type_=postgresql.ARRAY(postgresql.JSONB)),
+    )
+    .table_valued("step", "at", "detail")
+    .render_derived(name="new_steps")
+)
+_ADD_STEPS = sa.insert(order_history).from_select(
+    ["order_id", "step", "at", "detail"], sa.select(_ORDER_ID, *_NEW_STEPS.c)
+)
+"""An order's new history rows, passed as three arrays: one statement however many."""
+_STATE = ("status", "reason", "payment", "stock", "awaiting_since", "resends", "updated_at")
+_UPDATE = _ADD_STEPS.add_cte(
+    sa.update(orders)
+    .where(orders.c.order_id == _ORDER_ID)
+    .values({name: sa.bindparam(name, type_=orders.c[name].type) for name in _STATE})
+    .cte("saved")
+)
+"""An order's saga state and its new history rows in one statement: the update runs as
+a data-modifying WITH ahead of the history insert."""
 _PRODUCTS = sa.select(catalog).where(catalog.c.sku.in_(sa.bindparam("skus", expanding=True)))
 
 
@@ -158,7 +178,8 @@ async def add(
             for n, line in enumerate(order.lines, start=1)
         ],
     )
-    await _save_steps(session, order)
+    await session.execute(_ADD_STEPS, _new_steps(order))
+    order.history, order.new_steps = order.timeline, []
 
 
 async def update(session: AsyncSession, order: Order, now: datetime) -> None:
@@ -166,7 +187,6 @@ async def update(session: AsyncSession, order: Order, now: datetime) -> None:
     await session.execute(
         _UPDATE,
         {
-            "order_id_": order.order_id,
             "status": order.status.value,
             "reason": order.reason.value if order.reason else None,
             "payment": order.payment.value if order.payment else None,
@@ -174,21 +194,20 @@ async def update(session: AsyncSession, order: Order, now: datetime) -> None:
             "awaiting_since": order.awaiting_since,
             "resends": order.resends,
             "updated_at": now,
+            **_new_steps(order),
         },
     )
-    await _save_steps(session, order)
-
-
-async def _save_steps(session: AsyncSession, order: Order) -> None:
-    if order.new_steps:
-        await session.execute(
-            _ADD_STEPS,
-            [
-                {"order_id": order.order_id, "step": s.step, "at": s.at, "detail": s.detail}
-                for s in order.new_steps
-            ],
-        )
     order.history, order.new_steps = order.timeline, []
+
+
+def _new_steps(order: Order) -> dict[str, Any]:
+    """The parameters of `_ADD_STEPS`: the order's id and its new steps as arrays."""
+    return {
+        "order_id_": order.order_id,
+        "steps": [s.step for s in order.new_steps],
+        "ats": [s.at for s in order.new_steps],
+        "details": [s.detail for s in order.new_steps],
+    }
 
 
 async def count_pending(session: AsyncSession) -> int:
