@@ -78,10 +78,12 @@ class Outbox:
         payload: BaseModel | Sequence[BaseModel],
         caused_by: Envelope | None = None,
     ) -> Envelope:
-        """Write `payload` as an event on `topic` with Kafka key `key`; return its envelope.
+        """Add `payload` as an event on `topic` with Kafka key `key`; return its envelope.
 
-        A sequence is one event in several versions, for a deprecation window: a record
-        per version, one event id (see `new_envelopes`). The first one's envelope is returned.
+        Its row is written when the session's transaction commits (see the class). A
+        sequence is one event in several versions, for a deprecation window: a record
+        per version, one event id (see `new_envelopes`). The first one's envelope is
+        returned. (It awaits nothing now; it stays a coroutine so that no caller breaks.)
         """
         payloads = [payload] if isinstance(payload, BaseModel) else payload
         envelopes = new_envelopes(self.producer, key, payloads, caused_by)
