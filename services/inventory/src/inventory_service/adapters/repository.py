@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,9 +19,10 @@ from inventory_service.domain import model
 
 # The trailing _ keeps a parameter apart from the column of that name.
 _ORDER_ID: sa.BindParameter[UUID] = sa.bindparam("order_id_")
+# The SKUs go as one array: an IN list is a statement per length, each prepared anew.
 _LOCK_PRODUCTS = (
     sa.select(products)
-    .where(products.c.sku.in_(sa.bindparam("skus", expanding=True)))
+    .where(products.c.sku == sa.any_(sa.bindparam("skus", type_=postgresql.ARRAY(sa.Text))))
     .order_by(products.c.sku)
     .with_for_update()
 )

@@ -60,7 +60,10 @@ _UPDATE = _ADD_STEPS.add_cte(
 )
 """An order's saga state and its new history rows in one statement: the update runs as
 a data-modifying WITH ahead of the history insert."""
-_PRODUCTS = sa.select(catalog).where(catalog.c.sku.in_(sa.bindparam("skus", expanding=True)))
+# The SKUs go as one array: an IN list is a statement per length, each prepared anew.
+_PRODUCTS = sa.select(catalog).where(
+    catalog.c.sku == sa.any_(sa.bindparam("skus", type_=postgresql.ARRAY(sa.Text)))
+)
 
 
 async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> Order | None:
