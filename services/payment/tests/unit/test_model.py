@@ -11,7 +11,6 @@ from payment_service.domain.model import (
     Payment,
     PaymentDeclined,
     PaymentKind,
-    already_charged,
     check_currency,
     known_account,
     refundable_charge,
@@ -108,11 +107,6 @@ def test_a_refund_cannot_be_refunded():
     refund = account.refund(a_charge(), at=NOW)
     with pytest.raises(AccountMismatch):
         account.refund(refund, at=NOW)
-
-
-def test_an_order_is_charged_once():
-    assert not already_charged([])
-    assert already_charged([a_charge()])
 
 
 def test_the_charge_of_a_cancelled_order_is_refundable():

@@ -53,10 +53,11 @@ async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> 
     session, key = delivery.session, str(event.order_id)
     wanted = model.total_quantities((line.sku, line.quantity) for line in event.items)
     products = await repository.lock_products(session, wanted)
-    if await repository.is_cancelled(session, event.order_id):
+    cancelled, reserved_before = await repository.cancelled_and_reserved(session, event.order_id)
+    if cancelled:
         return  # cancelled before it got here (a replay, a lost event): never hold stock for it
-    if await repository.lock_reservations(session, event.order_id):
-        return  # this order was reserved before
+    if reserved_before:
+        return  # a repeat of an OrderCreated it applied
     decision = model.reserve_order(event.order_id, wanted, products)
     if isinstance(decision, model.Rejected):
         failed = inventory_v1.StockReservationFailed(

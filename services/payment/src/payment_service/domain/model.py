@@ -122,11 +122,6 @@ def known_account(account: Account | None, customer_id: str) -> Account:
     return account
 
 
-def already_charged(payments: Sequence[Payment]) -> bool:
-    """True when the order was charged before: a second OrderCreated charges nothing."""
-    return any(p.kind is PaymentKind.CHARGE for p in payments)
-
-
 def refund_of(payments: Sequence[Payment]) -> Payment | None:
     """The order's refund, if it was refunded."""
     return next((p for p in payments if p.kind is PaymentKind.REFUND), None)

@@ -34,10 +34,11 @@ async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
     # Lock the account first: concurrent charges of one customer then run one at a
     # time, so each sees the balance and the charges the previous one committed.
     account = await repository.get_account(session, event.customer_id, for_update=True)
-    if await repository.is_cancelled(session, event.order_id):
+    cancelled, charged = await repository.cancelled_and_charged(session, event.order_id)
+    if cancelled:
         return  # cancelled before it got here (a replay, a lost event): never charge it
-    if model.already_charged(await repository.payments_for_order(session, event.order_id)):
-        return
+    if charged:
+        return  # charged before: a second OrderCreated charges nothing
     key = str(event.order_id)
     try:
         model.check_currency(event.total.currency, event.customer_id)
