@@ -210,7 +210,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
         ),
         "refused_answers": sum(a["status"] != 202 for a in answers),
         "outcomes": dict(Counter(s[2] for s in placed_in_window)),
-        "cpu_seconds_per_completed_saga": {
+        "cpu_ms_per_completed_saga": {
             name: round((cpu_end[name] - cpu_start[name]) / max(1, len(completed)) * 1000, 3)
             for name in pids
         },
@@ -324,7 +324,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def summary(result: dict[str, Any]) -> str:
     lat, http = result["saga_latency_ms"], result["http_place_order_latency_ms"]
-    cpu = ", ".join(f"{k} {v}" for k, v in result["cpu_seconds_per_completed_saga"].items())
+    cpu = ", ".join(f"{k} {v}" for k, v in result["cpu_ms_per_completed_saga"].items())
     rss = ", ".join(f"{k} {v['peak_rss_mb']}" for k, v in result["memory"].items())
     return "\n".join(
         [
