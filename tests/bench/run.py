@@ -11,7 +11,7 @@ Sagas are timed by the order service itself: placed is the `OrderCreated` step o
 order's history, terminal its first decision (`OrderConfirmed` or `OrderCancelled`).
 The result, per mode, is `bench/results/<mode>-<time>.json` and a plot beside it: orders
 accepted and sagas completed per second, latency placed -> terminal (p50/p95/p99/max),
-the HTTP latency of placing an order, the share of each outcome, CPU seconds per
+the HTTP latency of placing an order, the share of each outcome, CPU milliseconds per
 completed saga of every process (services, each PostgreSQL with its backends, the
 broker, the load generator), the services' peak RSS, and the invariant check.
 """
