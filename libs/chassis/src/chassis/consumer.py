@@ -168,9 +168,9 @@ def is_transient(exc: BaseException) -> bool:
 class InboxConsumer:
     """Consumes `topics` in group `name` and applies events through `handlers`.
 
-    The events of a partition's fetched records are applied in one transaction that
-    also inserts `(name, event_id)` into the inbox for each; an event whose row exists
-    was applied before and is skipped. Offsets are committed only after the
+    The events of a fetch, of every partition in it, are applied in one transaction
+    that also inserts `(name, event_id)` into the inbox for each; an event whose row
+    exists was applied before and is skipped. Offsets are committed only after the
     transaction, so a crash in between redelivers events that the inbox then ignores. Transient failures (database or
     network down) are retried forever with backoff; any other failure is retried
     `max_attempts` times, then the event goes to `<topic>.dlq` and the partition moves on.
@@ -206,7 +206,7 @@ class InboxConsumer:
         self._max_attempts = max_attempts
         self._client: AIOKafkaConsumer | None = None
         self._in_hand = asyncio.Lock()
-        """Held while one event is applied and its offset noted."""
+        """Held while a fetch's events are applied and their offsets noted."""
         self._applied: dict[TopicPartition, int] = {}
         """The batch in hand's offsets to commit: the one after the last event applied."""
         self._generation = 0
@@ -244,13 +244,9 @@ class InboxConsumer:
                 # The rest is redelivered: after a restart, or to the partition's next owner.
                 return self._stopping.is_set() or self._generation != generation
 
-            for partition, records in batches.items():
-                async with self._in_hand:
-                    if abandoned():
-                        break
-                    handled = await self.handle(records, abandoned)
-                    if handled:
-                        applied[partition] = records[handled - 1].offset + 1
+            async with self._in_hand:
+                if batches and not abandoned():
+                    await self.handle(batches, applied, abandoned)
             if self._generation != generation:
                 continue  # revoked: the revocation committed what was applied
             # One commit for every partition of the fetch: a round trip each would cost
@@ -322,20 +318,29 @@ class InboxConsumer:
 
     async def handle(
         self,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
+        applied: dict[TopicPartition, int],
         abandoned: Callable[[], bool] = lambda: False,
-    ) -> int:
-        """Apply one partition's records in order; return how many the partition may move past.
+    ) -> None:
+        """Apply a fetch's records, each partition's in order; note in `applied` how far each got.
 
-        Their events are applied in one transaction, with one inbox insert for all: a
-        fetch under load brings many, and each saves the round trips of a transaction
-        of its own. If that transaction fails, each event is applied alone, retried or
-        dead-lettered by itself, so that one failing event holds up no other; the
-        failed attempt counts against the event whose handler raised. Between events
-        applied alone, `abandoned()` (a stop or a revocation) ends the work early.
+        Their events, of every partition, are applied in one transaction, with one inbox
+        insert for all: a fetch brings records of many partitions (six per topic), often
+        one or two each, and each transaction saved is a BEGIN, an inbox insert, an
+        outbox insert and a COMMIT. Events of different partitions have different keys,
+        so applying them together orders nothing that must stay apart. If that
+        transaction fails, each event is applied alone, retried or dead-lettered by
+        itself, so that one failing event holds up no other; the failed attempt counts
+        against the event whose handler raised. Between events applied alone,
+        `abandoned()` (a stop or a revocation) ends the work early. `applied[partition]`
+        is the offset after the last record done with, noted as each is, so that a
+        revocation that stops waiting commits what was applied so far.
         """
-        read = [_read(record, self._dispatcher) for record in records]
-        events = [event for event in read if isinstance(event, _Event)]
+        read = {
+            partition: [_read(record, self._dispatcher) for record in records]
+            for partition, records in batches.items()
+        }
+        events = [event for reads in read.values() for event in reads if isinstance(event, _Event)]
         failure = await self._attempt(events) if len(events) > 1 else None
         alone = len(events) == 1 or failure is not None
         if failure is not None:
@@ -344,15 +349,18 @@ class InboxConsumer:
                 len(events),
                 exc_info=failure.error,
             )
-        for handled, (record, event) in enumerate(zip(records, read, strict=True)):
-            if alone and abandoned():
-                return handled
-            if isinstance(event, PoisonMessage):
-                await self._dead_letter(record, event)
-            elif isinstance(event, _Event) and alone:
-                first = failure.error if failure is not None and failure.event is event else None
-                await self._apply_retrying(event, first)
-        return len(records)
+        for partition, records in batches.items():
+            for record, event in zip(records, read[partition], strict=True):
+                if alone and abandoned():
+                    return
+                if isinstance(event, PoisonMessage):
+                    await self._dead_letter(record, event)
+                elif isinstance(event, _Event) and alone:
+                    first = (
+                        failure.error if failure is not None and failure.event is event else None
+                    )
+                    await self._apply_retrying(event, first)
+                applied[partition] = record.offset + 1
 
     async def _apply_retrying(self, event: "_Event", failed: Exception | None) -> None:
         """Apply `event` alone until it is applied or dead-lettered; `failed` is a first attempt's error."""

@@ -162,15 +162,18 @@ async def test_the_events_of_a_fetch_are_applied_in_one_transaction_in_order(
     new_topic: NewTopic,
 ) -> None:
     topic = await new_topic()
-    events = [envelope_of(product("sku-b", n)) for n in range(20)]
-    for event in events:  # one key: one partition, in this order
-        await producer.send(topic, encoded(event), key=b"sku-b")
-    await producer.flush()
-    applied: list[tuple[int, int]] = []
+    # Five keys, interleaved: records of several partitions, each key's in this order.
+    events = [envelope_of(product(f"sku-{n % 5}", n)) for n in range(20)]
+    sent = [
+        await producer.send(topic, encoded(event), key=event.aggregate_id.encode())
+        for event in events
+    ]
+    assert len({metadata.partition for metadata in await asyncio.gather(*sent)}) > 1
+    applied: list[tuple[str, int, int]] = []
 
     async def note_transaction(delivery: Delivery, payload: ProductUpdated) -> None:
         txid = await delivery.session.scalar(sa.text("SELECT txid_current()"))
-        applied.append((payload.version, txid))
+        applied.append((payload.sku, payload.version, txid))
 
     consumer = new_consumer(broker, topic, sessions, producer, note_transaction)
 
@@ -180,9 +183,12 @@ async def test_the_events_of_a_fetch_are_applied_in_one_transaction_in_order(
     async with consuming(consumer) as task:
         await wait_until(all_applied, watch=task)
 
-    assert [version for version, _ in applied] == list(range(1, 21))
-    transactions = {txid for _, txid in applied}
-    # Published before the consumer started, they arrive in a fetch or two, not twenty.
+    for key in range(5):
+        versions = [version for sku, version, _ in applied if sku == f"sku-{key}"]
+        assert versions == list(range(key + 1, 21, 5)), "each key's events in order"
+    transactions = {txid for _, _, txid in applied}
+    # Published before the consumer started, they arrive in a fetch or two, and one
+    # transaction applies a fetch, whatever partitions its records are in.
     assert len(transactions) <= 2, transactions
     assert await count(sessions, "processed_events") == len(events)
 
@@ -226,9 +232,10 @@ async def test_events_redelivered_after_a_crash_before_the_offset_commit_are_ski
     received: list[uuid.UUID] = []
     handle = second.handle
 
-    async def receive(records: Any, abandoned: Any) -> int:
-        received.extend(Envelope.model_validate_json(r.value).event_id for r in records)
-        return await handle(records, abandoned)
+    async def receive(batches: Any, applied: Any, abandoned: Any) -> None:
+        for records in batches.values():
+            received.extend(Envelope.model_validate_json(r.value).event_id for r in records)
+        await handle(batches, applied, abandoned)
 
     monkeypatch.setattr(second, "handle", receive)
 
@@ -458,11 +465,14 @@ async def test_members_of_a_group_share_the_partitions_and_a_rebalance_repeats_n
 ) -> None:
     topic = await new_topic()
     events = [envelope_of(product(f"sku-{n}", n)) for n in range(120)]  # keys on every partition
-    sent = [
-        await producer.send(topic, encoded(event), key=event.aggregate_id.encode())
-        for event in events
-    ]
-    await asyncio.gather(*sent)
+
+    async def send(wave: list[Envelope]) -> None:
+        sent = [
+            await producer.send(topic, encoded(event), key=event.aggregate_id.encode())
+            for event in wave
+        ]
+        await asyncio.gather(*sent)
+
     calls: dict[str, list[uuid.UUID]] = {"first": [], "second": []}
 
     def slow(member: str) -> Handler:
@@ -470,7 +480,7 @@ async def test_members_of_a_group_share_the_partitions_and_a_rebalance_repeats_n
 
         async def apply(delivery: Delivery, payload: ProductUpdated) -> None:
             await record(delivery, payload)
-            await asyncio.sleep(0.05)  # the first member is mid-batch when the second joins
+            await asyncio.sleep(0.03)  # the first member is mid-fetch when the second joins
 
         return apply
 
@@ -481,14 +491,21 @@ async def test_members_of_a_group_share_the_partitions_and_a_rebalance_repeats_n
     async def first_busy() -> bool:
         return len(calls["first"]) >= 10
 
-    async def all_committed() -> bool:
-        return await committed_offsets(broker, group, topic) == len(events)
+    def committed(n: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return await committed_offsets(broker, group, topic) == n
 
+        return check
+
+    await send(events[:60])  # a fetch that takes the first member about 2 s to apply
     async with consuming(first) as first_task:
         await wait_until(first_busy, watch=first_task)
         assert metric("consumer_assigned_partitions", topic) == PARTITIONS
         async with consuming(second) as second_task:
-            await wait_until(all_committed, timeout=60, watch=second_task)
+            # The revocation waits for the fetch in hand and commits it.
+            await wait_until(committed(60), timeout=60, watch=second_task)
+            await send(events[60:])  # now shared by the two members
+            await wait_until(committed(len(events)), timeout=60, watch=second_task)
 
     assert calls["first"] and calls["second"], "both members applied events"
     applied = calls["first"] + calls["second"]
