@@ -99,7 +99,10 @@ def create_app(config: ConsoleConfig, controls: Controls | None = None) -> FastA
 
     observer = EventObserver(config.bootstrap, board, order_changed)
     poller = HealthPoller(
-        config.service_urls, config.bootstrap, lambda: hub.publish("health", poller.as_json())
+        config.service_urls,
+        config.bootstrap,
+        lambda: hub.publish("health", poller.as_json()),
+        broker_returned=observer.renew,
     )
 
     def snapshot() -> dict[str, Any]:

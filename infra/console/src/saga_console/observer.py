@@ -36,6 +36,17 @@ class EventObserver:
         self.bootstrap = bootstrap
         self.board = board
         self.changed = changed
+        self._renew = asyncio.Event()
+
+    def renew(self) -> None:
+        """Read with a new consumer from the topics' start: the broker came back, maybe empty.
+
+        A consumer that outlives a restart of the local broker can keep positions past
+        the new topics' ends and wait there for records that never come, when it did not
+        see the topics missing in between (which happens or not, by timing). A new one
+        starts from the earliest offset; the board skips what it has seen already.
+        """
+        self._renew.set()
 
     async def run(self) -> None:
         """Consume until cancelled, starting again whenever the broker goes away."""
@@ -65,7 +76,8 @@ class EventObserver:
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
+        self._renew.clear()
+        while not self._renew.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for partition, records in batches.items():
                 for record in records:
@@ -97,11 +109,14 @@ class HealthPoller:
         urls: Mapping[str, str],
         bootstrap: str,
         changed: Callable[[], None],
+        broker_returned: Callable[[], None] = lambda: None,
         interval: float = 1.0,
     ) -> None:
         self.urls = dict(urls)
         self.bootstrap = bootstrap
         self.changed = changed
+        self.broker_returned = broker_returned
+        """Called when the broker accepts connections again after it did not."""
         self.interval = interval
         self.services: dict[str, ServiceHealth] = {svc: ServiceHealth() for svc in urls}
         self.broker_up: bool | None = None
@@ -117,10 +132,12 @@ class HealthPoller:
         """Poll until cancelled; call `changed` when anything differs from the last round."""
         async with httpx.AsyncClient(timeout=2.0) as http:
             while True:
-                before = self.as_json()
+                before, was_up = self.as_json(), self.broker_up
                 probes = asyncio.gather(*(self._probe(http, url) for url in self.urls.values()))
                 healths, self.broker_up = await asyncio.gather(probes, self._broker())
                 self.services = dict(zip(self.urls, healths, strict=True))
+                if was_up is False and self.broker_up:
+                    self.broker_returned()
                 if self.as_json() != before:
                     self.changed()
                 await asyncio.sleep(self.interval)
