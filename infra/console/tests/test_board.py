@@ -166,6 +166,22 @@ def test_dead_letters_are_counted_with_their_last_reason_and_poison_is_not_an_or
     assert (board.unreadable, len(board.orders)) == (1, 0)
 
 
+def test_reading_everything_again_counts_each_record_once():
+    board = Board()
+    order_id = str(uuid.uuid4())
+    created = record(order_id, "OrderCreated", "order", 0, CREATED)
+    headers = [("dlq.reason", b"not JSON"), ("dlq.consumer", b"payment")]
+    for _ in range(2):  # a new reader after the broker came back: every record again
+        board.read_again()
+        board.apply("orders.events", created, [])
+        board.apply("orders.events.dlq", b"garbage", headers)
+        board.apply("orders.events", b"garbage", [])
+    assert board.dead_letters_json()["orders.events.dlq"]["count"] == 1
+    assert board.unreadable == 1
+    lanes = board.orders[order_id].as_json()["lanes"]
+    assert [s["step"] for s in lanes["order"]] == ["created"]
+
+
 def test_only_the_most_recent_orders_are_kept():
     board = Board(max_orders=3)
     ids = [str(uuid.uuid4()) for _ in range(5)]

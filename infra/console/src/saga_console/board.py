@@ -155,6 +155,15 @@ class Board:
         """Records on the saga topics that are not an envelope (poison); the DLQs count them too."""
         self._max_orders = max_orders
 
+    def read_again(self) -> None:
+        """Forget the counts, before a new reader reads every topic again from its start.
+
+        Orders skip an event they have seen, by its id; the counts of dead letters and
+        unreadable records have no id to skip by, so they start again from zero.
+        """
+        self.dead_letters = {topic: DeadLetters() for topic in DLQ_TOPICS}
+        self.unreadable = 0
+
     def apply(
         self, topic: str, value: bytes | None, headers: Sequence[tuple[str, bytes]]
     ) -> OrderView | None:

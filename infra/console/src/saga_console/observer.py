@@ -41,10 +41,10 @@ class EventObserver:
     def renew(self) -> None:
         """Read with a new consumer from the topics' start: the broker came back, maybe empty.
 
-        A consumer that outlives a restart of the local broker can keep positions past
-        the new topics' ends and wait there for records that never come, when it did not
-        see the topics missing in between (which happens or not, by timing). A new one
-        starts from the earliest offset; the board skips what it has seen already.
+        A consumer that outlived a restart of the local broker was seen to read nothing
+        more, now and then: most likely it kept positions past the new topics' ends,
+        having not looked while the topics were missing. A new one starts from the
+        earliest offset, whatever the old one's state; the board skips what it has seen.
         """
         self._renew.set()
 
@@ -64,6 +64,8 @@ class EventObserver:
             )
             try:
                 await consumer.start()
+                self.board.read_again()  # this consumer reads from the start
+                self.changed(None)
                 await self._consume(consumer)
             except asyncio.CancelledError:
                 raise
