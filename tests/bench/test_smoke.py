@@ -30,10 +30,12 @@ def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert result["sagas_completed_per_second"] > 0
     assert result["invariant_violations"] == []
     assert set(result["outcomes"]) <= {"CONFIRMED", "CANCELLED"}
-    for name in ("order", "inventory", "payment", "payment-2", "broker", "postgres-order"):
+    names = ("order", "inventory", "payment", "payment-2", "broker", "postgres-order", "loadgen")
+    for name in names:
         assert result["cpu_ms_per_completed_saga"][name] >= 0
+        assert result["cpu_utilisation_in_window"][name] >= 0
     assert set(result["memory"]) == {"order", "inventory", "payment", "payment-2"}
     assert all(m["peak_rss_mb"] > 0 for m in result["memory"].values())
     latency = result["saga_latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
-    assert result["loadgen_cpu_seconds"] > 0
+    assert result["cpu_ms_per_completed_saga"]["loadgen"] > 0, "the load generator's own CPU"
