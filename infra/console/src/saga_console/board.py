@@ -150,10 +150,11 @@ class Board:
 
     def __init__(self, max_orders: int = MAX_ORDERS) -> None:
         self.orders: OrderedDict[str, OrderView] = OrderedDict()
-        self.dead_letters: dict[str, DeadLetters] = {topic: DeadLetters() for topic in DLQ_TOPICS}
-        self.unreadable = 0
+        self.dead_letters: dict[str, DeadLetters]
+        self.unreadable: int
         """Records on the saga topics that are not an envelope (poison); the DLQs count them too."""
         self._max_orders = max_orders
+        self.read_again()  # the counts start at zero
 
     def read_again(self) -> None:
         """Forget the counts, before a new reader reads every topic again from its start.
