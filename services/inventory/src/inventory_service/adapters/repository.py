@@ -26,10 +26,26 @@ _LOCK_PRODUCTS = (
     .order_by(products.c.sku)
     .with_for_update()
 )
-_SAVE_PRODUCT = (
+
+
+def _rows(table: sa.Table, name: str, *columns: str) -> sa.TableValuedAlias:
+    """Rows of `table`'s `columns` passed as one array per column and `unnest`ed.
+
+    One statement writes any number of rows, and every count shares its prepared plan.
+    """
+    arrays = (
+        sa.bindparam(f"{name}_{column}", type_=postgresql.ARRAY(table.c[column].type))
+        for column in columns
+    )
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+
+
+_STOCK = ("name", "unit_price_cents", "available", "reserved", "sold", "version", "received")
+_SAVED_PRODUCTS = _rows(products, "saved_products", "sku", *_STOCK)
+_SAVE_PRODUCTS = (
     sa.update(products)
-    .where(products.c.sku == sa.bindparam("sku_"))
-    .values(updated_at=sa.func.now())
+    .where(products.c.sku == _SAVED_PRODUCTS.c.sku)
+    .values({**{name: _SAVED_PRODUCTS.c[name] for name in _STOCK}, "updated_at": sa.func.now()})
 )
 # Both of a reservation's checks in one statement: each statement costs a round trip
 # and its share of the service's CPU.
@@ -37,17 +53,36 @@ _CANCELLED_AND_RESERVED = sa.select(
     sa.exists().where(cancelled_orders.c.order_id == _ORDER_ID).label("cancelled"),
     sa.exists().where(reservations.c.order_id == _ORDER_ID).label("reserved"),
 )
+# An order's reservations and their products, locked together in SKU order: every
+# other statement locks products in SKU order too, so no two transactions wait on each
+# other in a cycle.
 _LOCK_RESERVATIONS = (
-    sa.select(reservations)
+    sa.select(
+        reservations.c.order_id,
+        reservations.c.quantity,
+        reservations.c.status,
+        products.c.sku,
+        *(products.c[name] for name in _STOCK),
+    )
+    .join_from(reservations, products, reservations.c.sku == products.c.sku)
     .where(reservations.c.order_id == _ORDER_ID)
     .order_by(reservations.c.sku)
     .with_for_update()
 )
-_ADD_RESERVATIONS = insert(reservations)
-_SAVE_RESERVATION = (
+# A saga step writes its products and its reservations in one statement: the products'
+# update runs as a data-modifying WITH ahead of the reservations' insert or update.
+_NEW_RESERVATIONS = _rows(reservations, "new_reservations", "order_id", "sku", "quantity", "status")
+_RESERVE = (
+    sa.insert(reservations)
+    .from_select([column.name for column in _NEW_RESERVATIONS.c], sa.select(*_NEW_RESERVATIONS.c))
+    .add_cte(_SAVE_PRODUCTS.cte("saved"))
+)
+_SETTLED = _rows(reservations, "settled", "order_id", "sku", "status")
+_SETTLE = (
     sa.update(reservations)
-    .where(reservations.c.order_id == _ORDER_ID, reservations.c.sku == sa.bindparam("sku_"))
-    .values(updated_at=sa.func.now())
+    .where(reservations.c.order_id == _SETTLED.c.order_id, reservations.c.sku == _SETTLED.c.sku)
+    .values(status=_SETTLED.c.status, updated_at=sa.func.now())
+    .add_cte(_SAVE_PRODUCTS.cte("saved"))
 )
 
 
@@ -107,8 +142,9 @@ async def lock_products(session: AsyncSession, skus: Iterable[str]) -> dict[str,
 
 async def save_products(session: AsyncSession, changed: Iterable[model.Product]) -> None:
     """Write the catalog data and stock buckets of `changed` (rows that already exist)."""
-    for product in changed:
-        await session.execute(_SAVE_PRODUCT, {"sku_": product.sku, **_values(product)})
+    rows = [_values(product) for product in changed]
+    if rows:
+        await session.execute(_SAVE_PRODUCTS, _arrays(_SAVED_PRODUCTS, rows))
 
 
 def _values(product: model.Product) -> dict[str, object]:
@@ -137,28 +173,51 @@ async def cancelled_and_reserved(session: AsyncSession, order_id: UUID) -> tuple
     return row.cancelled, row.reserved
 
 
-async def lock_reservations(session: AsyncSession, order_id: UUID) -> list[model.Reservation]:
-    """The reservations of `order_id`, locked, in SKU order."""
-    return [
+async def lock_reservations(
+    session: AsyncSession, order_id: UUID
+) -> tuple[list[model.Reservation], dict[str, model.Product]]:
+    """The reservations of `order_id` in SKU order, and their products by SKU, all locked."""
+    rows = (await session.execute(_LOCK_RESERVATIONS, {"order_id_": order_id})).all()
+    held = [
         model.Reservation(row.order_id, row.sku, row.quantity, model.ReservationStatus(row.status))
-        for row in await session.execute(_LOCK_RESERVATIONS, {"order_id_": order_id})
+        for row in rows
     ]
+    return held, {row.sku: _product(row) for row in rows}
 
 
-async def add_reservations(session: AsyncSession, new: Iterable[model.Reservation]) -> None:
-    """Insert `new` reservations."""
-    rows = [
-        {"order_id": r.order_id, "sku": r.sku, "quantity": r.quantity, "status": r.status.value}
-        for r in new
-    ]
+async def reserve(
+    session: AsyncSession, changed: Iterable[model.Product], new: Iterable[model.Reservation]
+) -> None:
+    """Write the stock of `changed` products and insert the `new` reservations: one statement."""
+    arrays = _arrays(_SAVED_PRODUCTS, [_values(product) for product in changed])
+    await session.execute(
+        _RESERVE, {**arrays, **_arrays(_NEW_RESERVATIONS, [_reservation(r) for r in new])}
+    )
+
+
+async def settle(
+    session: AsyncSession, changed: Iterable[model.Product], settled: Iterable[model.Reservation]
+) -> None:
+    """Write the stock of `changed` products and the status of `settled` reservations.
+
+    One statement, or none when nothing changed (a repeat).
+    """
+    rows = [_reservation(r) for r in settled]
     if rows:
-        await session.execute(_ADD_RESERVATIONS, rows)
+        arrays = _arrays(_SAVED_PRODUCTS, [_values(product) for product in changed])
+        await session.execute(_SETTLE, {**arrays, **_arrays(_SETTLED, rows)})
 
 
-async def save_reservations(session: AsyncSession, changed: Iterable[model.Reservation]) -> None:
-    """Write the status of `changed` reservations."""
-    for r in changed:
-        await session.execute(
-            _SAVE_RESERVATION,
-            {"order_id_": r.order_id, "sku_": r.sku, "status": r.status.value},
-        )
+def _reservation(reservation: model.Reservation) -> dict[str, object]:
+    return {
+        "order_id": reservation.order_id,
+        "sku": reservation.sku,
+        "quantity": reservation.quantity,
+        "status": reservation.status.value,
+    }
+
+
+def _arrays(rows_of: sa.TableValuedAlias, rows: list[dict[str, object]]) -> dict[str, list[object]]:
+    """The parameters of a `_rows` alias for `rows`: one list per column."""
+    names = [column.name for column in rows_of.c]
+    return {f"{rows_of.name}_{name}": [row[name] for row in rows] for name in names}

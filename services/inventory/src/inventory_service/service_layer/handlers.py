@@ -65,8 +65,7 @@ async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> 
         )
         await delivery.publish(Topic.INVENTORY_EVENTS, key, failed)
         return
-    await repository.save_products(session, products.values())
-    await repository.add_reservations(session, decision.reservations)
+    await repository.reserve(session, products.values(), decision.reservations)
     reserved = inventory_v1.StockReserved(
         order_id=event.order_id, items=_lines(decision.reservations)
     )
@@ -78,11 +77,9 @@ async def on_order_confirmed(delivery: Delivery, event: order_v1.OrderConfirmed)
 
     A repeat is answered too: the order service sends its decision again until it hears back.
     """
-    reservations = await repository.lock_reservations(delivery.session, event.order_id)
-    products = await repository.lock_products(delivery.session, (r.sku for r in reservations))
+    reservations, products = await repository.lock_reservations(delivery.session, event.order_id)
     sold = model.sell_order(reservations, products)
-    await repository.save_products(delivery.session, [products[r.sku] for r in sold])
-    await repository.save_reservations(delivery.session, sold)
+    await repository.settle(delivery.session, [products[r.sku] for r in sold], sold)
     out = inventory_v1.StockSold(
         order_id=event.order_id,
         items=_lines([r for r in reservations if r.status is model.ReservationStatus.SOLD]),
@@ -97,11 +94,9 @@ async def on_order_cancelled(delivery: Delivery, event: order_v1.OrderCancelled)
     too: the order service sends its decision again until it hears back.
     """
     await repository.add_cancelled_order(delivery.session, event.order_id)
-    reservations = await repository.lock_reservations(delivery.session, event.order_id)
-    products = await repository.lock_products(delivery.session, (r.sku for r in reservations))
+    reservations, products = await repository.lock_reservations(delivery.session, event.order_id)
     released = model.release_order(reservations, products)
-    await repository.save_products(delivery.session, [products[r.sku] for r in released])
-    await repository.save_reservations(delivery.session, released)
+    await repository.settle(delivery.session, [products[r.sku] for r in released], released)
     out = inventory_v1.StockReleased(order_id=event.order_id, items=_lines(reservations))
     await delivery.publish(Topic.INVENTORY_EVENTS, str(event.order_id), out)
 

@@ -25,7 +25,25 @@ _SAVE_ACCOUNT = (
     .where(accounts.c.customer_id == _CUSTOMER_ID)
     .values(updated_at=sa.func.now())
 )
-_ADD_PAYMENT = sa.insert(payments)
+# A charge or refund and the account's new balance in one statement: the balance's
+# update runs as a data-modifying WITH ahead of the payment's insert. Every value is a
+# named parameter, so none of them is taken for a column of the other table.
+_PAYMENT_COLUMNS = ("payment_id", "order_id", "kind", "amount_cents", "created_at")
+_ADD_PAYMENT = (
+    sa.insert(payments)
+    .values(
+        {
+            **{name: sa.bindparam(name, type_=payments.c[name].type) for name in _PAYMENT_COLUMNS},
+            "customer_id": _CUSTOMER_ID,
+        }
+    )
+    .add_cte(
+        sa.update(accounts)
+        .where(accounts.c.customer_id == _CUSTOMER_ID)
+        .values(balance_cents=sa.bindparam("balance_cents_"), updated_at=sa.func.now())
+        .cte("saved")
+    )
+)
 # Both of a charge's checks in one statement: each statement costs a round trip and
 # its share of the service's CPU.
 _CANCELLED_AND_CHARGED = sa.select(
@@ -80,25 +98,23 @@ async def save_account(session: AsyncSession, account: Account) -> None:
     )
 
 
-async def save_balance(session: AsyncSession, account: Account) -> None:
-    """Write the balance of an account loaded (and locked) in this transaction."""
-    await session.execute(
-        _SAVE_ACCOUNT,
-        {"customer_id_": account.customer_id, "balance_cents": account.balance_cents},
-    )
+async def add_payment(session: AsyncSession, payment: Payment, account: Account) -> None:
+    """Insert a charge or refund and write the new balance of its account: one statement.
 
-
-async def add_payment(session: AsyncSession, payment: Payment) -> None:
-    """Insert a charge or refund; a second one of a kind for an order violates the unique key."""
+    The account was loaded (and locked) in this transaction. A second payment of a kind
+    for an order violates the unique key.
+    """
+    assert payment.customer_id == account.customer_id, "a payment changes its customer's account"
     await session.execute(
         _ADD_PAYMENT,
         {
             "payment_id": payment.payment_id,
             "order_id": payment.order_id,
-            "customer_id": payment.customer_id,
             "kind": payment.kind.value,
             "amount_cents": payment.amount_cents,
             "created_at": payment.created_at,
+            "customer_id_": account.customer_id,
+            "balance_cents_": account.balance_cents,
         },
     )
 
