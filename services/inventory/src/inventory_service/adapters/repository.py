@@ -6,7 +6,7 @@ The statements that every saga runs are built once, here, with bound parameters:
 building a statement and its cache key on each call cost more than its SQL.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -142,9 +142,12 @@ async def lock_products(session: AsyncSession, skus: Iterable[str]) -> dict[str,
 
 async def save_products(session: AsyncSession, changed: Iterable[model.Product]) -> None:
     """Write the catalog data and stock buckets of `changed` (rows that already exist)."""
-    rows = [_values(product) for product in changed]
-    if rows:
-        await session.execute(_SAVE_PRODUCTS, _arrays(_SAVED_PRODUCTS, rows))
+    await session.execute(_SAVE_PRODUCTS, _stock(changed))
+
+
+def _stock(changed: Iterable[model.Product]) -> dict[str, list[object]]:
+    """The parameters of `_SAVE_PRODUCTS`, alone or as the WITH of a saga step."""
+    return _arrays(_SAVED_PRODUCTS, [_values(product) for product in changed])
 
 
 def _values(product: model.Product) -> dict[str, object]:
@@ -189,23 +192,23 @@ async def reserve(
     session: AsyncSession, changed: Iterable[model.Product], new: Iterable[model.Reservation]
 ) -> None:
     """Write the stock of `changed` products and insert the `new` reservations: one statement."""
-    arrays = _arrays(_SAVED_PRODUCTS, [_values(product) for product in changed])
-    await session.execute(
-        _RESERVE, {**arrays, **_arrays(_NEW_RESERVATIONS, [_reservation(r) for r in new])}
-    )
+    new_rows = _arrays(_NEW_RESERVATIONS, [_reservation(r) for r in new])
+    await session.execute(_RESERVE, {**_stock(changed), **new_rows})
 
 
 async def settle(
-    session: AsyncSession, changed: Iterable[model.Product], settled: Iterable[model.Reservation]
+    session: AsyncSession,
+    settled: list[model.Reservation],
+    products: Mapping[str, model.Product],
 ) -> None:
-    """Write the stock of `changed` products and the status of `settled` reservations.
+    """Write the status of `settled` reservations and the stock of their `products`.
 
     One statement, or none when nothing changed (a repeat).
     """
-    rows = [_reservation(r) for r in settled]
-    if rows:
-        arrays = _arrays(_SAVED_PRODUCTS, [_values(product) for product in changed])
-        await session.execute(_SETTLE, {**arrays, **_arrays(_SETTLED, rows)})
+    if settled:
+        changed = _stock(products[r.sku] for r in settled)
+        rows = _arrays(_SETTLED, [_reservation(r) for r in settled])
+        await session.execute(_SETTLE, {**changed, **rows})
 
 
 def _reservation(reservation: model.Reservation) -> dict[str, object]:

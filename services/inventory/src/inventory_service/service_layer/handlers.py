@@ -79,7 +79,7 @@ async def on_order_confirmed(delivery: Delivery, event: order_v1.OrderConfirmed)
     """
     reservations, products = await repository.lock_reservations(delivery.session, event.order_id)
     sold = model.sell_order(reservations, products)
-    await repository.settle(delivery.session, [products[r.sku] for r in sold], sold)
+    await repository.settle(delivery.session, sold, products)
     out = inventory_v1.StockSold(
         order_id=event.order_id,
         items=_lines([r for r in reservations if r.status is model.ReservationStatus.SOLD]),
@@ -96,7 +96,7 @@ async def on_order_cancelled(delivery: Delivery, event: order_v1.OrderCancelled)
     await repository.add_cancelled_order(delivery.session, event.order_id)
     reservations, products = await repository.lock_reservations(delivery.session, event.order_id)
     released = model.release_order(reservations, products)
-    await repository.settle(delivery.session, [products[r.sku] for r in released], released)
+    await repository.settle(delivery.session, released, products)
     out = inventory_v1.StockReleased(order_id=event.order_id, items=_lines(reservations))
     await delivery.publish(Topic.INVENTORY_EVENTS, str(event.order_id), out)
 

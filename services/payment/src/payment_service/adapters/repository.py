@@ -37,12 +37,7 @@ _ADD_PAYMENT = (
             "customer_id": _CUSTOMER_ID,
         }
     )
-    .add_cte(
-        sa.update(accounts)
-        .where(accounts.c.customer_id == _CUSTOMER_ID)
-        .values(balance_cents=sa.bindparam("balance_cents_"), updated_at=sa.func.now())
-        .cte("saved")
-    )
+    .add_cte(_SAVE_ACCOUNT.values(balance_cents=sa.bindparam("balance_cents_")).cte("saved"))
 )
 # Both of a charge's checks in one statement: each statement costs a round trip and
 # its share of the service's CPU.
