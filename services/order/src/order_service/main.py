@@ -5,15 +5,17 @@ import logging
 from datetime import timedelta
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from chassis.app import create_service_app
 from chassis.consumer import Handlers
+from chassis.overload import retry_later
 from chassis.runtime import Runtime
 from order_service.api import routes, v2
 from order_service.domain.model import AlreadyCancelled, UnknownSkus
 from order_service.service_layer import handlers
 from order_service.service_layer.admission import Admission
+from order_service.service_layer.intake import Intake, ShuttingDown
 from order_service.settings import Settings
 from shared_contracts import Topic
 from shared_contracts.inventory import v1 as inventory
@@ -60,21 +62,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except Exception:
                 log.warning("overdue-order sweep failed; next sweep retries", exc_info=True)
 
-    admission = Admission(settings.max_pending_orders)
+    admission, intake = Admission(settings.max_pending_orders), Intake()
     app = create_service_app(
         "order",
         settings,
         routers=[routes.router, v2.router],
         handlers=HANDLERS,
         topics=TOPICS,
-        background=[sweep_overdue, admission.watch],
+        background=[sweep_overdue, admission.watch, intake.run],
     )
-    app.state.admission = admission
+    app.state.admission, app.state.intake = admission, intake
 
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS[type(exc)])
 
+    async def shutting_down(_request: Request, exc: Exception) -> Response:
+        return retry_later(str(exc))
+
     for error in ERROR_STATUS:
         app.add_exception_handler(error, domain_error)
+    app.add_exception_handler(ShuttingDown, shutting_down)
     app.add_middleware(v2.MarkV1Deprecated)
     return app

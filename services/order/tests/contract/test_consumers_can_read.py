@@ -24,6 +24,7 @@ from chassis.contract_testing import (
     verify,
 )
 from chassis.outbox import Outbox
+from order_service.domain.model import Order
 from order_service.service_layer import handlers
 from shared_contracts.inventory import v1 as inventory
 from shared_contracts.payment import v1 as payment
@@ -50,7 +51,10 @@ async def every_path(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 
 async def place(sessions: async_sessionmaker[AsyncSession], sku: str) -> uuid.UUID:
-    order = await handlers.place_order(sessions, OUTBOX, CUSTOMER, [(sku, 2)])
+    [order] = await handlers.place_orders(
+        sessions, OUTBOX, [handlers.Placement(CUSTOMER, [(sku, 2)])]
+    )
+    assert isinstance(order, Order)
     return order.order_id
 
 

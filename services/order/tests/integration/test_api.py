@@ -117,6 +117,57 @@ async def test_same_idempotency_key_and_body_returns_one_order_even_when_racing(
     assert len({r.json()["order_id"] for r in responses}) == 1
 
 
+async def intake_batches(client) -> tuple[float, float]:
+    """(transactions, orders) the intake has placed so far, from `/metrics`."""
+    found = {}
+    for line in (await client.get("/metrics")).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("order_intake_batch_size_count", "order_intake_batch_size_sum"):
+            found[name] = float(value)
+    return found["order_intake_batch_size_count"], found["order_intake_batch_size_sum"]
+
+
+async def test_orders_placed_at_once_share_a_transaction_and_each_gets_its_own_answer(
+    client, product
+):
+    sku, key, reused = await product(price=100), f"key-{uuid.uuid4()}", f"key-{uuid.uuid4()}"
+    requests = [
+        *((order_body(sku, n, customer=f"c{n}"), None) for n in range(1, 13)),
+        (order_body("no-such-sku"), None),
+        (order_body(sku, 1, customer="repeat"), key),
+        (order_body(sku, 1, customer="repeat"), key),
+        (order_body(sku, 1, customer="first"), reused),
+        (order_body(sku, 2, customer="first"), reused),
+    ]
+    before = await intake_batches(client)
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/orders", json=body, headers={"Idempotency-Key": k} if k else {})
+            for body, k in requests
+        )
+    )
+    after = await intake_batches(client)
+    transactions, placed = after[0] - before[0], after[1] - before[1]
+    assert placed == len(requests)
+    assert transactions < len(requests) / 2, "the requests were not placed together"
+
+    statuses = [r.status_code for r in responses]
+    assert statuses[:12] == [202] * 12
+    assert statuses[12] == 422 and "no-such-sku" in responses[12].json()["detail"]
+    assert statuses[13:15] == [202, 202]
+    assert responses[13].json()["order_id"] == responses[14].json()["order_id"]
+    assert sorted(statuses[15:]) == [202, 409]  # one body won the key, the other is refused
+    distinct = {r.json()["order_id"] for r in responses[:12]}
+    assert len(distinct) == 12
+    for n, response in enumerate(responses[:12], start=1):
+        order = await status_of(client, response.json()["order_id"])
+        assert (order["customer_id"], order["total_cents"], order["status"]) == (
+            f"c{n}",
+            100 * n,
+            "PENDING",
+        )
+
+
 async def test_same_idempotency_key_with_another_body_is_refused(client, product):
     sku = await product()
     key = f"key-{uuid.uuid4()}"

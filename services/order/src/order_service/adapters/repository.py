@@ -4,7 +4,7 @@ The statements that every saga runs are built once, here, with bound parameters:
 building a statement and its cache key on each call cost more than its SQL.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -154,35 +154,41 @@ async def page(
     ]
 
 
-async def add(
-    session: AsyncSession,
-    order: Order,
-    idempotency_key: str | None = None,
-    request_fingerprint: str | None = None,
-) -> None:
-    """Insert a new order with its lines and first steps."""
+NewOrder = tuple[Order, str | None, str | None]
+"""An order just placed, with the idempotency key and request fingerprint it came with."""
+
+
+async def add(session: AsyncSession, new: Sequence[NewOrder]) -> None:
+    """Insert new orders with their lines and first steps: three statements for all of them."""
+    if not new:
+        return
     await session.execute(
         _ADD,
-        {
-            "order_id": order.order_id,
-            "customer_id": order.customer_id,
-            "status": order.status.value,
-            "total_cents": order.total_cents,
-            "idempotency_key": idempotency_key,
-            "request_fingerprint": request_fingerprint,
-            "created_at": order.created_at,
-            "updated_at": order.created_at,
-        },
+        [
+            {
+                "order_id": order.order_id,
+                "customer_id": order.customer_id,
+                "status": order.status.value,
+                "total_cents": order.total_cents,
+                "idempotency_key": idempotency_key,
+                "request_fingerprint": request_fingerprint,
+                "created_at": order.created_at,
+                "updated_at": order.created_at,
+            }
+            for order, idempotency_key, request_fingerprint in new
+        ],
     )
     await session.execute(
         _ADD_LINES,
         [
             {"order_id": order.order_id, "line_no": n, **vars(line)}
+            for order, _, _ in new
             for n, line in enumerate(order.lines, start=1)
         ],
     )
-    await session.execute(_ADD_STEPS, _new_steps(order))
-    order.history, order.new_steps = order.timeline, []
+    await session.execute(_ADD_STEPS, [_new_steps(order) for order, _, _ in new])
+    for order, _, _ in new:
+        order.history, order.new_steps = order.timeline, []
 
 
 async def update(session: AsyncSession, order: Order, now: datetime) -> None:

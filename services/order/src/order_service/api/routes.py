@@ -23,6 +23,7 @@ from order_service.api.schemas import (
 from order_service.domain.model import Status
 from order_service.service_layer import handlers
 from order_service.service_layer.admission import Admission
+from order_service.service_layer.intake import Intake
 
 router = APIRouter(prefix="/v1", tags=["orders"], responses=UNAVAILABLE)
 
@@ -48,6 +49,15 @@ async def get_admission(request: Request) -> Admission:
 
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 
+
+async def get_intake(request: Request) -> Intake:
+    """FastAPI dependency: the order service's intake (`create_app` sets it), `async` as above."""
+    intake: Intake = request.app.state.intake
+    return intake
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
 ]
@@ -58,7 +68,7 @@ IdempotencyKey = Annotated[
 )
 async def place_order(
     body: PlaceOrderIn,
-    runtime: RuntimeDep,
+    intake: IntakeDep,
     admission: AdmissionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
@@ -71,9 +81,7 @@ async def place_order(
     """
     admission.check()
     items = [(item.sku, item.quantity) for item in body.items]
-    order = await handlers.place_order(
-        runtime.sessions, runtime.outbox, body.customer_id, items, idempotency_key
-    )
+    order = await intake.place(handlers.Placement(body.customer_id, items, idempotency_key))
     return OrderOut.of(order)
 
 

@@ -122,7 +122,7 @@ def _v2(v1: BaseModel, model: type[Out]) -> Out:
 @router.post("/orders", status_code=status.HTTP_202_ACCEPTED, responses=routes.PLACE_RESPONSES)
 async def place_order(
     body: PlaceOrderV2In,
-    runtime: RuntimeDep,
+    intake: routes.IntakeDep,
     admission: routes.AdmissionDep,
     idempotency_key: routes.IdempotencyKey = None,
 ) -> OrderV2Out:
@@ -134,7 +134,7 @@ async def place_order(
     still pending, new ones are refused with 503 and `Retry-After`.
     """
     v1 = PlaceOrderIn(customer_id=body.buyer_id, items=body.items)
-    return _v2(await routes.place_order(v1, runtime, admission, idempotency_key), OrderV2Out)
+    return _v2(await routes.place_order(v1, intake, admission, idempotency_key), OrderV2Out)
 
 
 @router.get("/orders", responses=routes.LIST_RESPONSES)

@@ -4,7 +4,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from uuid import UUID
@@ -16,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.consumer import Delivery
 from chassis.outbox import Outbox
 from order_service.adapters import repository
-from order_service.domain.model import Order, Outcome, Product, Reason, Status, price_lines
+from order_service.domain.model import (
+    Order,
+    Outcome,
+    Product,
+    Reason,
+    Status,
+    UnknownSkus,
+    price_lines,
+)
 from order_service.service_layer import metrics
 from shared_contracts import Envelope, Topic
 from shared_contracts.inventory import v1 as inventory
@@ -55,55 +64,104 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def place_order(
-    sessions: async_sessionmaker[AsyncSession],
-    outbox: Outbox,
-    customer_id: str,
-    items: list[tuple[str, int]],
-    idempotency_key: str | None = None,
-) -> Order:
-    """Price the order from the catalog replica, store it PENDING and publish OrderCreated.
+@dataclass(frozen=True)
+class Placement:
+    """A request to place an order: the customer, `(sku, quantity)` pairs, an idempotency key."""
 
-    With an idempotency key, a repeat of the same request returns the first order,
-    even when the two race: the unique key lets one insert win and the other reads it.
-    A repeat is found when its insert fails, not looked up first: a lookup would cost
-    every first request, nearly all of them, a transaction more. (A repeat prices
-    again before its insert fails, which works because the catalog never loses a SKU.)
+    customer_id: str
+    items: list[tuple[str, int]]
+    idempotency_key: str | None = None
+
+
+async def place_orders(
+    sessions: async_sessionmaker[AsyncSession], outbox: Outbox, placements: Sequence[Placement]
+) -> list[Order | Exception]:
+    """Place several orders in one transaction; for each, its order or the error refusing it.
+
+    Each order is priced from the catalog replica, stored PENDING, and its OrderCreated
+    published. One transaction for all costs one BEGIN, one catalog read, one insert
+    per table, one outbox insert and one COMMIT, however many orders it holds (the
+    intake batches the requests that arrive together, `service_layer/intake.py`). An
+    unknown SKU refuses its own order only. A repeated idempotency key fails the
+    insert of them all: then each is placed alone, and a repeat of a request returns
+    the first order, even when the two race, since the unique key lets one insert win
+    and the other reads it. A repeat is found when its insert fails, not looked up
+    first: a lookup would cost every first request, nearly all of them, a statement
+    more. (A repeat prices again before its insert fails, which works because the
+    catalog never loses a SKU.) An error of the database itself is raised.
     """
-    fingerprint = _fingerprint(customer_id, items) if idempotency_key else None
     try:
         async with sessions.begin() as session:
-            catalog = await repository.products(session, (sku for sku, _ in items))
-            order = Order.place(uuid.uuid4(), customer_id, price_lines(items, catalog), _now())
-            decisions = _decisions(order)
-            await repository.add(session, order, idempotency_key, fingerprint)
-            await _publish(order, decisions, partial(outbox.add, session))
-            metrics.count_started(session)
+            return await _place(session, outbox, placements)
     except IntegrityError:
-        if not idempotency_key:
+        if len(placements) > 1:
+            return [await _place_alone(sessions, outbox, placement) for placement in placements]
+        placement = placements[0]
+        if placement.idempotency_key is None:
             raise
-        existing = await _order_for_key(sessions, idempotency_key, fingerprint)
+        try:
+            existing = await _order_for_key(sessions, placement)
+        except IdempotencyKeyReused as reused:
+            return [reused]
         if existing is None:
             raise
-        return existing
-    return order
+        return [existing]
+
+
+async def _place_alone(
+    sessions: async_sessionmaker[AsyncSession], outbox: Outbox, placement: Placement
+) -> Order | Exception:
+    """One order of a batch that failed, in a transaction of its own; what fails it is its own."""
+    try:
+        [result] = await place_orders(sessions, outbox, [placement])
+    except Exception as failed:
+        return failed
+    return result
+
+
+async def _place(
+    session: AsyncSession, outbox: Outbox, placements: Sequence[Placement]
+) -> list[Order | Exception]:
+    skus = {sku for placement in placements for sku, _ in placement.items}
+    catalog = await repository.products(session, skus)
+    results: list[Order | Exception] = []
+    placed: list[repository.NewOrder] = []
+    for placement in placements:
+        try:
+            lines = price_lines(placement.items, catalog)
+        except UnknownSkus as refused:
+            results.append(refused)
+            continue
+        order = Order.place(uuid.uuid4(), placement.customer_id, lines, _now())
+        results.append(order)
+        placed.append((order, placement.idempotency_key, _fingerprint(placement)))
+    decisions = [_decisions(order) for order, _, _ in placed]
+    await repository.add(session, placed)
+    for (order, _, _), events in zip(placed, decisions, strict=True):
+        await _publish(order, events, partial(outbox.add, session))
+        metrics.count_started(session)
+    return results
 
 
 async def _order_for_key(
-    sessions: async_sessionmaker[AsyncSession], key: str, fingerprint: str | None
+    sessions: async_sessionmaker[AsyncSession], placement: Placement
 ) -> Order | None:
+    assert placement.idempotency_key is not None
     async with sessions.begin() as session:
-        found = await repository.find_by_idempotency_key(session, key)
+        found = await repository.find_by_idempotency_key(session, placement.idempotency_key)
         if found is None:
             return None
         order_id, first_fingerprint = found
-        if first_fingerprint != fingerprint:
+        if first_fingerprint != _fingerprint(placement):
             raise IdempotencyKeyReused()
         return await repository.get(session, order_id)
 
 
-def _fingerprint(customer_id: str, items: list[tuple[str, int]]) -> str:
-    canonical = json.dumps([customer_id, items], separators=(",", ":"))
+def _fingerprint(placement: Placement) -> str | None:
+    """What identifies the request behind an idempotency key; None without a key."""
+    if placement.idempotency_key is None:
+        return None
+    canonical = json.dumps([placement.customer_id, placement.items], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
