@@ -1,19 +1,19 @@
 """Group commit for placing orders: the requests that arrive while one transaction runs share the next.
 
-Placing an order is a transaction of its own: a BEGIN, a catalog read, three inserts, the
-outbox insert and a COMMIT, seven round trips to the database for one order. Under load,
-many requests are in flight at once, and each round trip of each of them costs the
-service and its database about as much as it would for a batch. So one task places
-the orders: it takes every request waiting, places them in one transaction
-(`handlers.place_orders`), answers each, and starts again with those that arrived
-meanwhile. Nothing waits for a batch to fill: a request that finds the task idle is
-placed at once, alone, so at low rates this costs no latency; under load the batches
-grow by themselves. Each request still gets its own answer: its order, or the error
-that refused it (an unknown SKU, an idempotency key reused with another body).
+Placing one order alone is a BEGIN, a catalog read, three inserts, the outbox insert and
+a COMMIT: seven round trips to the database, and a session of the pool. Under load many
+requests are in flight at once, and a dozen orders placed together take the same seven
+round trips and one session. So one task places the orders: it takes every request waiting, places
+them in one transaction (`handlers.place_orders`), answers each, and starts again with
+those that arrived meanwhile. Nothing waits for a batch to fill: a request that finds
+the task idle is placed at once, alone, so at low rates nothing changes; under load the
+batches grow by themselves, and near saturation a request may wait a few milliseconds
+for the batch in hand (`docs/performance.md`). Each request still gets its own answer:
+its order, or the error that refused it (an unknown SKU, an idempotency key reused with
+another body).
 """
 
 import asyncio
-import logging
 
 from prometheus_client import Histogram
 
@@ -21,8 +21,6 @@ from chassis.runtime import Runtime
 from order_service.domain.model import Order
 from order_service.service_layer import handlers
 from order_service.service_layer.handlers import Placement
-
-log = logging.getLogger(__name__)
 
 MAX_BATCH = 100
 """At most this many orders per transaction; the rest wait for the next one."""
