@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 
+from chassis import telemetry
 from chassis.api import MALFORMED_BODY, UNAVAILABLE, Responses, error, unprocessable
 from chassis.runtime import RuntimeDep
 from order_service.adapters import repository
@@ -81,7 +82,10 @@ async def place_order(
     """
     admission.check()
     items = [(item.sku, item.quantity) for item in body.items]
-    order = await intake.place(handlers.Placement(body.customer_id, items, idempotency_key))
+    placement = handlers.Placement(
+        body.customer_id, items, idempotency_key, trace=telemetry.current_context()
+    )
+    order = await intake.place(placement)
     return OrderOut.of(order)
 
 

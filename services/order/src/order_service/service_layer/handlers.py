@@ -4,8 +4,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from uuid import UUID
@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis import telemetry
 from chassis.consumer import Delivery
 from chassis.outbox import Outbox
 from order_service.adapters import repository
@@ -71,6 +72,9 @@ class Placement:
     customer_id: str
     items: list[tuple[str, int]]
     idempotency_key: str | None = None
+    trace: Mapping[str, str] = field(default_factory=dict)
+    """The trace context of the request (W3C headers): placed in a batch, by another task,
+    the order and its events still continue the request's trace."""
 
 
 async def place_orders(
@@ -125,7 +129,7 @@ async def _place(
     skus = {sku for placement in placements for sku, _ in placement.items}
     catalog = await repository.products(session, skus)
     results: list[Order | Exception] = []
-    placed: list[repository.NewOrder] = []
+    placed: list[tuple[Placement, Order]] = []
     for placement in placements:
         try:
             lines = price_lines(placement.items, catalog)
@@ -134,11 +138,15 @@ async def _place(
             continue
         order = Order.place(uuid.uuid4(), placement.customer_id, lines, _now())
         results.append(order)
-        placed.append((order, placement.idempotency_key, _fingerprint(placement)))
-    decisions = [_decisions(order) for order, _, _ in placed]
-    await repository.add(session, placed)
-    for (order, _, _), events in zip(placed, decisions, strict=True):
-        await _publish(order, events, partial(outbox.add, session))
+        placed.append((placement, order))
+    decisions = [_decisions(order) for _, order in placed]
+    await repository.add(session, [(o, p.idempotency_key, _fingerprint(p)) for p, o in placed])
+    for (placement, order), events in zip(placed, decisions, strict=True):
+        attributes = {"order.id": str(order.order_id)}
+        with telemetry.span(
+            "place order", attributes, context=telemetry.context_of(placement.trace)
+        ):
+            await _publish(order, events, partial(outbox.add, session))
         metrics.count_started(session)
     return results
 
