@@ -84,15 +84,16 @@ async def place_orders(
 
     Each order is priced from the catalog replica, stored PENDING, and its OrderCreated
     published. One transaction for all costs one BEGIN, one catalog read, one insert
-    per table, one outbox insert and one COMMIT, however many orders it holds (the
-    intake batches the requests that arrive together, `service_layer/intake.py`). An
-    unknown SKU refuses its own order only. A repeated idempotency key fails the
-    insert of them all: then each is placed alone, and a repeat of a request returns
-    the first order, even when the two race, since the unique key lets one insert win
-    and the other reads it. A repeat is found when its insert fails, not looked up
-    first: a lookup would cost every first request, nearly all of them, a statement
-    more. (A repeat prices again before its insert fails, which works because the
-    catalog never loses a SKU.) An error of the database itself is raised.
+    statement per table (its rows sent in one round trip), one outbox insert and one
+    COMMIT, however many orders it holds (the intake batches the requests that arrive
+    together, `service_layer/intake.py`). An unknown SKU refuses its own order only. A
+    repeated idempotency key fails the insert of them all: then each is placed alone,
+    and a repeat of a request returns the first order, even when the two race, since
+    the unique key lets one insert win and the other reads it. A repeat is found when
+    its insert fails, not looked up first: a lookup would cost every first request,
+    nearly all of them, a transaction more. (A repeat prices again before its insert
+    fails, which works because the catalog never loses a SKU.) An error of the database
+    itself is raised.
     """
     try:
         async with sessions.begin() as session:

@@ -1,17 +1,16 @@
-"""Group commit for placing orders: the requests that arrive while one transaction runs share the next.
+"""Group commit for placing orders: the requests waiting while one transaction runs share the next.
 
 Placing one order alone is a BEGIN, a catalog read, three inserts, the outbox insert and
 a COMMIT: seven round trips to the database, and a session of the pool. Under load many
 requests are in flight at once, and a dozen orders placed together take the same seven
-round trips and one session. So one task places the orders: it takes every request waiting, places
-them in one transaction (`handlers.place_orders`), answers each, and starts again with
-those that arrived meanwhile. Nothing waits for a batch to fill: a request that finds
-the task idle is placed at once, alone, so at low rates nothing changes; under load the
-batches grow by themselves, and near saturation a request may wait a few milliseconds
-for the batch in hand (`docs/performance.md`). Each request still gets its own answer:
-its order, or the error that refused it (an unknown SKU, an idempotency key reused with
-another body).
-"""
+round trips and one session. So one task places the orders: it takes every request
+waiting, places them in one transaction (`handlers.place_orders`), answers each, and
+starts again with those that arrived meanwhile. Nothing waits for a batch to fill: a
+request that finds the task idle is placed at once, alone, so at low rates nothing
+changes; under load the batches grow by themselves, and near saturation a request may
+wait a few milliseconds for the batch in hand (`docs/performance.md`). Each request
+still gets its own answer: its order, or the error that refused it (an unknown SKU, an
+idempotency key reused with another body)."""
 
 import asyncio
 
