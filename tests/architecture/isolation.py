@@ -184,8 +184,14 @@ class Venv:
         scope = (
             ["--rootdir", str(REPO)] if with_harness else ["--rootdir", ".", "--confcutdir", "."]
         )
+        # A temporary directory of its own: under the running session's root, pytest
+        # would reset that root's `pytest-of-<user>` to mode 0700, and the session's
+        # PostgreSQL servers, running as an unprivileged user, could no longer read their
+        # configuration (a reload, as each database provisioned does, then fails).
+        basetemp = f"--basetemp={self.path / 'pytest-tmp'}"
         return run(
-            [str(self.python), "-m", "pytest", "-c", str(ini), *scope, "-q", *paths], cwd=directory
+            [str(self.python), "-m", "pytest", "-c", str(ini), *scope, basetemp, "-q", *paths],
+            cwd=directory,
         )
 
     def where(self, module: str) -> str:
