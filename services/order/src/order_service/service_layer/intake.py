@@ -76,6 +76,7 @@ class Intake:
         runtime: Runtime, batch: list[tuple[Placement, "asyncio.Future[Order]"]]
     ) -> None:
         BATCH_SIZE.observe(len(batch))
+        results: list[Order | Exception]
         try:
             results = await handlers.place_orders(
                 runtime.sessions, runtime.outbox, [placement for placement, _ in batch]
@@ -85,9 +86,7 @@ class Intake:
                 _answer(answer, ShuttingDown())
             raise
         except Exception as failed:  # the database's: every request of the batch gets it
-            for _, answer in batch:
-                _answer(answer, failed)
-            return
+            results = [failed] * len(batch)
         for (_, answer), result in zip(batch, results, strict=True):
             _answer(answer, result)
 
