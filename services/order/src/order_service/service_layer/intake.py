@@ -57,6 +57,7 @@ class Intake:
 
     async def run(self, runtime: Runtime) -> None:
         """Place what is waiting, batch after batch, until cancelled."""
+        batch: list[tuple[Placement, asyncio.Future[Order]]] = []
         try:
             while True:
                 await self._arrived.wait()
@@ -66,9 +67,11 @@ class Intake:
                     await self._place(runtime, batch)
         finally:
             # Cancelled at shutdown, after the server has answered its requests: any
-            # left were never placed, and their clients may retry.
-            waiting, self._waiting = self._waiting, []
-            for _, answer in waiting:
+            # left, the batch in hand included, were never placed (a transaction
+            # cancelled mid-way rolls back), and their clients may retry. Those of the
+            # batch already answered are skipped (`_answer`).
+            left, self._waiting = [*batch, *self._waiting], []
+            for _, answer in left:
                 _answer(answer, ShuttingDown())
 
     @staticmethod
@@ -81,10 +84,6 @@ class Intake:
             results = await handlers.place_orders(
                 runtime.sessions, runtime.outbox, [placement for placement, _ in batch]
             )
-        except asyncio.CancelledError:
-            for _, answer in batch:
-                _answer(answer, ShuttingDown())
-            raise
         except Exception as failed:  # the database's: every request of the batch gets it
             results = [failed] * len(batch)
         for (_, answer), result in zip(batch, results, strict=True):
