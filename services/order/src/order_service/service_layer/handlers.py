@@ -308,7 +308,7 @@ async def _save(order: Order, session: AsyncSession, publish: Publish) -> None:
     """Save a loaded order and publish the decisions it just took."""
     decisions = _decisions(order)
     metrics.count_decisions(order, session)  # before `update` saves (and clears) the new steps
-    await repository.update(session, order, _now())
+    repository.update(session, order, _now())
     await _publish(order, decisions, publish)
 
 
