@@ -1,7 +1,6 @@
 """Build and serve a service's FastAPI app: lifespan, health, metrics, error shapes."""
 
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -106,13 +105,6 @@ KEEP_ALIVE_SECONDS = 75
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run `app` with uvicorn on the configured host and port until SIGINT/SIGTERM."""
     logs.configure_logging(app.state.service_name, settings.log_level, settings.log_format)
-    # Cyclic garbage collection took 3.6% of the order service's samples flat out
-    # (docs/performance.md). What exists by now (modules, the app) lives as long as the
-    # process, so it is left out of every later scan, and a young collection waits for
-    # 10,000 new container objects instead of 700: nearly all of a request's objects
-    # are freed by their reference counts long before that.
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
     # uvloop and httptools: the event loop and HTTP parser in C (see docs/performance.md).
     uvicorn.run(
         app,
