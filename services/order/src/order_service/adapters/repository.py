@@ -76,8 +76,8 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
 
     One statement: its lines and history come along as JSON arrays, which saves an
     event applied to an order two round trips of the three. An order this transaction
-    saved already is the one saved, not read again: its row is not written yet, and
-    saving it locked it.
+    saved already is returned as saved, not read again: its row is written only at
+    the commit, and the transaction has held its lock since it first loaded it.
     """
     saved = session.info.get(_SAVED)
     if saved is not None and order_id in saved:
