@@ -79,10 +79,9 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
     saved already is returned as saved, not read again: its row is written only at
     the commit, and the transaction has held its lock since it first loaded it.
     """
-    saved = session.info.get(_SAVED)
-    if saved is not None and order_id in saved:
-        order: Order = saved[order_id]
-        return order
+    saved: dict[UUID, Order] = session.info.get(_SAVED, {})
+    if order_id in saved:
+        return saved[order_id]
     query = _GET_LOCKED if lock else _GET
     row = (await session.execute(query, {"order_id_": order_id})).first()
     if row is None:
