@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chassis import health, logs, telemetry
-from chassis.consumer import Handlers, is_transient
+from chassis.consumer import Handlers, Prefetch, is_transient
 from chassis.overload import InFlightLimit, Overloaded, retry_later
 from chassis.runtime import BackgroundTask, running
 from chassis.settings import ServiceSettings
@@ -24,18 +24,20 @@ def create_service_app(
     handlers: Handlers | None = None,
     topics: Sequence[str] = (),
     background: Sequence[BackgroundTask] = (),
+    prefetch: Prefetch | None = None,
 ) -> FastAPI:
     """A FastAPI app whose lifespan runs the outbox relay, the consumer and `background`.
 
-    `handlers` maps payload models (event type and version) to the functions that apply them; `topics` are the
-    topics the service's consumer group subscribes to.
+    `handlers` maps payload models (event type and version) to the functions that apply
+    them; `topics` are the topics the service's consumer group subscribes to; `prefetch`,
+    if given, loads in one go what the handlers of a transaction's events read.
     """
 
     tracing = telemetry.configure_tracing(name, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(name, settings, handlers or {}, topics, background) as runtime:
+        async with running(name, settings, handlers or {}, topics, background, prefetch) as runtime:
             if tracing is not None:
                 telemetry.instrument_engine(runtime.engine, tracing)
             app.state.runtime = runtime

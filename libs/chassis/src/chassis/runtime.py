@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chassis.consumer import Handlers, InboxConsumer
+from chassis.consumer import Handlers, InboxConsumer, Prefetch
 from chassis.db import create_engine, create_sessionmaker
 from chassis.kafka import create_producer
 from chassis.outbox import Outbox
@@ -73,6 +73,7 @@ async def running(
     handlers: Handlers,
     topics: Sequence[str],
     background: Sequence[BackgroundTask] = (),
+    prefetch: Prefetch | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build the runtime, start relay, consumer and `background`; tear all down on exit."""
     engine = create_engine(settings.database_url)
@@ -87,6 +88,7 @@ async def running(
             outbox=runtime.outbox,
             producer=lambda: runtime.producer,
             max_attempts=settings.consumer_max_attempts,
+            prefetch=prefetch,
         )
         consuming = asyncio.create_task(runtime.consumer.run(), name="consumer")
         runtime.tasks.append(consuming)

@@ -113,9 +113,16 @@ def span(
     attributes: Mapping[str, str],
     kind: SpanKind = SpanKind.INTERNAL,
     context: Context | None = None,
+    links: Sequence[Context] = (),
 ) -> Iterator[Span]:
-    """A span, current for the block, child of `context` (or of the current span)."""
-    with tracer.start_as_current_span(name, context, kind, attributes) as current:
+    """A span, current for the block, child of `context` (or of the current span).
+
+    It links to the span current in each of `links`: one piece of work done for several
+    traces, such as a load for all the events of a batch, shows in each of them.
+    """
+    linked = [trace.get_current_span(c).get_span_context() for c in links]
+    found = [trace.Link(c) for c in linked if c.is_valid]
+    with tracer.start_as_current_span(name, context, kind, attributes, found) as current:
         yield current
 
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chassis.consumer import Delivery, Handler, Handlers, InboxConsumer
+from chassis.consumer import Delivery, Handler, Handlers, InboxConsumer, Prefetch
 from chassis.outbox import Outbox, new_envelope, new_envelopes
 from chassis.tables import outbox as outbox_table
 from chassis.tables import processed_events
@@ -95,6 +95,7 @@ def new_consumer(
     group: str | None = None,
     max_attempts: int = 5,
     handlers: Handlers | None = None,
+    prefetch: Prefetch | None = None,
 ) -> InboxConsumer:
     """A consumer of `topic` applying ProductUpdated with `handler`, or `handlers`."""
     if handlers is None:
@@ -109,6 +110,7 @@ def new_consumer(
         outbox=Outbox("chassis-test"),
         producer=lambda: producer,
         max_attempts=max_attempts,
+        prefetch=prefetch,
     )
 
 
@@ -161,24 +163,33 @@ async def test_the_events_of_a_fetch_are_applied_in_one_transaction_in_order(
     producer: AIOKafkaProducer,
     new_topic: NewTopic,
 ) -> None:
+    """And the prefetch gets the payloads of each transaction's events before their
+    handlers run, in their order, a redelivered event left out."""
     topic = await new_topic()
     # Five keys, interleaved: records of several partitions, each key's in this order.
     events = [envelope_of(product(f"sku-{n % 5}", n)) for n in range(20)]
     sent = [
         await producer.send(topic, encoded(event), key=event.aggregate_id.encode())
-        for event in events
+        for event in [*events, events[3]]
     ]
     assert len({metadata.partition for metadata in await asyncio.gather(*sent)}) > 1
     applied: list[tuple[str, int, int]] = []
+    prefetched: dict[int, list[tuple[str, int]]] = {}
+
+    async def txid(session: AsyncSession) -> int:
+        return int(await session.scalar(sa.text("SELECT txid_current()")) or 0)
+
+    async def prefetch(session: AsyncSession, payloads: Any) -> None:
+        assert await txid(session) not in {tx for _, _, tx in applied}, "before the handlers"
+        prefetched[await txid(session)] = [(p.sku, p.version) for p in payloads]
 
     async def note_transaction(delivery: Delivery, payload: ProductUpdated) -> None:
-        txid = await delivery.session.scalar(sa.text("SELECT txid_current()"))
-        applied.append((payload.sku, payload.version, txid))
+        applied.append((payload.sku, payload.version, await txid(delivery.session)))
 
-    consumer = new_consumer(broker, topic, sessions, producer, note_transaction)
+    consumer = new_consumer(broker, topic, sessions, producer, note_transaction, prefetch=prefetch)
 
     async def all_applied() -> bool:
-        return len(applied) == len(events)
+        return len(applied) == len(events) and metric("events_duplicate_total", topic) == 1
 
     async with consuming(consumer) as task:
         await wait_until(all_applied, watch=task)
@@ -191,6 +202,35 @@ async def test_the_events_of_a_fetch_are_applied_in_one_transaction_in_order(
     # transaction applies a fetch, whatever partitions its records are in.
     assert len(transactions) <= 2, transactions
     assert await count(sessions, "processed_events") == len(events)
+    assert prefetched == {
+        tx: [(sku, version) for sku, version, t in applied if t == tx] for tx in transactions
+    }
+
+
+async def test_handle_applies_one_record_alone(sessions: Sessions, producer: AIOKafkaProducer):
+    """The one-record form of chassis 0.2.0: the record applied in a transaction of its own."""
+    event = envelope_of(product("sku-alone", 4))
+    record = ConsumerRecord(
+        topic="products.alone",
+        partition=0,
+        offset=0,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"sku-alone",
+        value=encoded(event),
+        checksum=None,
+        serialized_key_size=9,
+        serialized_value_size=len(encoded(event)),
+        headers=[],
+    )
+    calls: list[uuid.UUID] = []
+    consumer = new_consumer("unused:9092", record.topic, sessions, producer, recorder(calls))
+
+    await consumer.handle(record)
+    await consumer.handle(record)
+
+    assert calls == [event.event_id], "applied once, then skipped as a redelivery"
+    assert await count(sessions, "applied") == 1
 
 
 async def test_events_redelivered_after_a_crash_before_the_offset_commit_are_skipped(
@@ -230,14 +270,14 @@ async def test_events_redelivered_after_a_crash_before_the_offset_commit_are_ski
     second_calls: list[uuid.UUID] = []
     second = new_consumer(broker, topic, sessions, producer, recorder(second_calls), group)
     received: list[uuid.UUID] = []
-    handle = second.handle
+    handle = second._handle_fetch
 
     async def receive(batches: Any, applied: Any, abandoned: Any) -> None:
         for records in batches.values():
             received.extend(Envelope.model_validate_json(r.value).event_id for r in records)
         await handle(batches, applied, abandoned)
 
-    monkeypatch.setattr(second, "handle", receive)
+    monkeypatch.setattr(second, "_handle_fetch", receive)
 
     async def offsets_committed() -> bool:
         return await committed_offsets(broker, group, topic) == len(events)

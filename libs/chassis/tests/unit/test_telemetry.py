@@ -5,6 +5,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session
 
@@ -51,6 +53,25 @@ def test_a_span_travels_in_kafka_headers_and_comes_back_out() -> None:
     assert trace.get_current_span(carried).get_span_context().span_id == (
         span.get_span_context().span_id
     )
+
+
+def test_a_span_links_to_the_span_of_each_context_that_has_one(monkeypatch) -> None:
+    provider, exporter = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
+    carried = []
+    for name in ("first", "second"):
+        with provider.get_tracer("test").start_as_current_span(name) as span:
+            carried.append((span, telemetry.kafka_headers(span)))
+    contexts = [telemetry.context_of_record(headers) for _, headers in carried]
+
+    with telemetry.span("prefetch", {}, links=[*contexts, telemetry.context_of_record([])]):
+        pass
+
+    [prefetch] = [s for s in exporter.get_finished_spans() if s.name == "prefetch"]
+    assert [link.context.span_id for link in prefetch.links] == [
+        span.get_span_context().span_id for span, _ in carried
+    ], "one link per context with a span; none for the context without"
 
 
 def test_no_span_means_no_headers_and_an_empty_context() -> None:

@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handlers=HANDLERS,
         topics=TOPICS,
         background=[sweep_overdue, admission.watch, intake.run],
+        prefetch=handlers.lock_answered_orders,
     )
     app.state.admission, app.state.intake = admission, intake
 

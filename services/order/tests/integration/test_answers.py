@@ -1,5 +1,5 @@
 """Answers applied together, as a consumer's fetch applies them: one transaction, the
-orders saved by one statement at its commit."""
+orders loaded by one statement before the handlers and saved by one at its commit."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -66,7 +66,9 @@ Answer = tuple[Handler, BaseModel]
 
 
 async def _apply(session: AsyncSession, outbox: Outbox, answers: list[Answer]) -> None:
-    """Apply `answers` in the session's transaction, as the consumer applies a fetch."""
+    """Apply `answers` in the session's transaction, as the consumer applies a fetch:
+    its prefetch first, then each handler."""
+    await handlers.lock_answered_orders(session, [answer for _, answer in answers])
     for handler, answer in answers:
         envelope = new_envelope("test", str(uuid.uuid4()), answer)
         await handler(Delivery(session, envelope, outbox), answer)
@@ -84,7 +86,7 @@ def _saga(order_id: uuid.UUID) -> list[Answer]:
     ]
 
 
-async def test_answers_for_orders_in_one_transaction_are_saved_by_one_statement(
+async def test_answers_for_orders_in_one_transaction_load_and_save_them_by_a_statement_each(
     sessions, statements
 ):
     outbox = Outbox("order")
@@ -94,11 +96,11 @@ async def test_answers_for_orders_in_one_transaction_are_saved_by_one_statement(
     async with sessions.begin() as session:
         await _apply(session, outbox, [*_saga(first.order_id), *_saga(second.order_id)])
 
-    # Each order is read once: the answers after the first find it saved in the
-    # transaction. The six saves go as one statement of six parameter sets.
+    # The prefetch loads and locks both orders with one statement, and every answer
+    # finds its order held. The six saves go as one statement of six parameter sets.
     loads = [s for s in statements if s[0].startswith("SELECT")]
     saves = [s for s in statements if s[0].startswith("WITH saved")]
-    assert len(loads) == 2
+    assert loads == [("SELECT orders.order_id, orders.customer_id,", 1)]
     assert saves == [("WITH saved AS", 6)]
     async with sessions.begin() as session:
         for placed in (first, second):
@@ -138,3 +140,23 @@ async def test_answers_of_a_transaction_that_rolls_back_are_not_saved(sessions):
     assert reloaded is not None
     assert reloaded.status is Status.PENDING
     assert [s.step for s in reloaded.history] == ["OrderCreated", "StockReserved"]
+
+
+async def test_an_answer_for_an_order_not_held_loads_it_itself(sessions, statements):
+    """Without the prefetch (or for an order it did not find), `get` loads and locks it."""
+    outbox = Outbox("order")
+    order = await _place(sessions, outbox)
+    statements.clear()
+
+    async with sessions.begin() as session:
+        for handler, answer in _saga(order.order_id)[:2]:
+            await handler(Delivery(session, new_envelope("test", "k", answer), outbox), answer)
+        unknown = StockReserved(order_id=uuid.uuid4(), items=[])
+        await _apply(session, outbox, [(handlers.on_stock_reserved, unknown)])
+
+    loads = [s for s in statements if s[0].startswith("SELECT")]
+    assert len(loads) == 3, "the order once, the unknown order by the prefetch and by `get`"
+    async with sessions.begin() as session:
+        reloaded = await repository.get(session, order.order_id)
+    assert reloaded is not None
+    assert reloaded.status is Status.CONFIRMED

@@ -27,20 +27,23 @@ _ORDER_ID: sa.BindParameter[UUID] = sa.bindparam("order_id_")
 
 
 def _as_json(table: sa.Table, order_by: sa.Column[Any], *columns: str) -> sa.ScalarSelect[Any]:
-    """The order's rows of `table` as a JSON array of `[column, ...]` arrays (NULL if none)."""
+    """Each order's rows of `table` as a JSON array of `[column, ...]` arrays (NULL if none)."""
     row = sa.func.json_build_array(*(table.c[name] for name in columns))
     rows = sa.func.json_agg(aggregate_order_by(row, order_by), type_=postgresql.JSON)
-    return sa.select(rows).where(table.c.order_id == _ORDER_ID).scalar_subquery()
+    return sa.select(rows).where(table.c.order_id == orders.c.order_id).scalar_subquery()
 
 
-_GET = sa.select(
+# The ids go as one array, so that one prepared statement loads any number of orders.
+_LOAD = sa.select(
     orders,
     _as_json(order_lines, order_lines.c.line_no, "sku", "quantity", "unit_price_cents").label(
         "lines"
     ),
     _as_json(order_history, order_history.c.id, "step", "at", "detail").label("steps"),
-).where(orders.c.order_id == _ORDER_ID)
-_GET_LOCKED = _GET.with_for_update(of=orders)
+).where(orders.c.order_id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(postgresql.UUID))))
+# Locked in id order: two transactions that lock orders in common then wait for each
+# other in the same order, rather than deadlock.
+_LOCK = _LOAD.order_by(orders.c.order_id).with_for_update(of=orders)
 _ADD = sa.insert(orders)
 _ADD_LINES = sa.insert(order_lines)
 _NEW_STEPS = (
@@ -75,17 +78,38 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
     """The order, or None; `lock` holds it (FOR UPDATE) until the transaction ends.
 
     One statement: its lines and history come along as JSON arrays, which saves an
-    event applied to an order two round trips of the three. An order this transaction
-    saved already is returned as saved, not read again: its row is written only at
-    the commit, and the transaction has held its lock since it first loaded it.
+    event applied to an order two round trips of the three. An order the transaction
+    holds already (`lock_all`, a locked `get`, `update`) is returned as held, not read
+    again: its row is written only at the commit, so a second read could be stale.
     """
-    saved: dict[UUID, Order] = session.info.get(_SAVED, {})
-    if order_id in saved:
-        return saved[order_id]
-    query = _GET_LOCKED if lock else _GET
-    row = (await session.execute(query, {"order_id_": order_id})).first()
-    if row is None:
-        return None
+    held: dict[UUID, Order] = session.info.get(_HELD, {})
+    if order_id in held:
+        return held[order_id]
+    if lock:
+        await lock_all(session, [order_id])
+        locked: dict[UUID, Order] = session.info[_HELD]
+        return locked.get(order_id)
+    row = (await session.execute(_LOAD, {"ids": [order_id]})).first()
+    return _order(row) if row is not None else None
+
+
+async def lock_all(session: AsyncSession, order_ids: Iterable[UUID]) -> None:
+    """Load and lock, in one statement, the orders among `order_ids` not held yet.
+
+    The transaction holds them until it ends, and `get` returns them without a
+    statement: a consumer's transaction applies a fetch's answers, a dozen flat out,
+    and loading each order by itself cost a round trip per answer. Unknown ids are
+    left out.
+    """
+    held: dict[UUID, Order] = session.info.setdefault(_HELD, {})
+    missing = set(order_ids) - held.keys()
+    if missing:
+        for row in await session.execute(_LOCK, {"ids": list(missing)}):
+            held[row.order_id] = _order(row)
+
+
+def _order(row: sa.Row[Any]) -> Order:
+    """The order a `_LOAD` row holds, with its lines and history."""
     return Order(
         order_id=row.order_id,
         customer_id=row.customer_id,
@@ -210,7 +234,7 @@ def update(session: AsyncSession, order: Order, now: datetime) -> None:
     statement each was a round trip each, most of what a statement costs here. An order
     saved twice is written twice, in order, so both saves' steps are kept.
     """
-    session.info.setdefault(_SAVED, {})[order.order_id] = order
+    session.info.setdefault(_HELD, {})[order.order_id] = order
     session.info.setdefault(_UPDATES, []).append(
         {
             "status": order.status.value,
@@ -226,7 +250,8 @@ def update(session: AsyncSession, order: Order, now: datetime) -> None:
     order.history, order.new_steps = order.timeline, []
 
 
-_SAVED = "order_service.orders.saved"
+_HELD = "order_service.orders.held"
+"""The orders the transaction holds locked, by id: loaded with a lock, or saved."""
 _UPDATES = "order_service.orders.updates"
 
 
@@ -234,7 +259,7 @@ _UPDATES = "order_service.orders.updates"
 def _write_updates(session: Session) -> None:
     # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
     # allowed here), as the outbox writes its rows; a failing update fails the commit.
-    session.info.pop(_SAVED, None)
+    session.info.pop(_HELD, None)
     updates = session.info.pop(_UPDATES, None)
     if updates:
         session.execute(_UPDATE, updates)
@@ -242,7 +267,7 @@ def _write_updates(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_updates(session: Session) -> None:
-    session.info.pop(_SAVED, None)
+    session.info.pop(_HELD, None)
     session.info.pop(_UPDATES, None)
 
 

@@ -295,6 +295,27 @@ async def on_product_updated(delivery: Delivery, event: inventory.ProductUpdated
     await repository.upsert_product(delivery.session, product, event.version, _now())
 
 
+Answer = (
+    payment.PaymentSucceeded
+    | payment.PaymentFailed
+    | payment.PaymentRefunded
+    | payment.PaymentVoided
+    | inventory.StockReserved
+    | inventory.StockReservationFailed
+    | inventory.StockReleased
+    | inventory.StockSold
+)
+"""An event about one order that the saga waits for or takes note of."""
+
+
+async def lock_answered_orders(session: AsyncSession, events: Sequence[BaseModel]) -> None:
+    """The consumer's prefetch: lock the orders that a transaction's answers are about.
+
+    One statement for all, where each answer's `get` would run its own.
+    """
+    await repository.lock_all(session, [e.order_id for e in events if isinstance(e, Answer)])
+
+
 async def _answer(delivery: Delivery, order_id: UUID, apply: Callable[[Order], None]) -> None:
     order = await repository.get(delivery.session, order_id, lock=True)
     if order is None:
