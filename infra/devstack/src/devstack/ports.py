@@ -28,9 +28,10 @@ def free_port() -> int:
     use"). Outside it only another pick can collide, one chance in tens of thousands.
     """
     ephemeral = ephemeral_ports()
-    outside: list[int] = [*range(LOWEST_PORT, ephemeral.start), *range(ephemeral.stop, 65536)]
-    for _ in range(100 if outside else 0):
-        port = random.choice(outside)
+    for _ in range(1000):
+        port = random.randrange(LOWEST_PORT, 65536)
+        if port in ephemeral:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ValidationError
@@ -431,8 +433,7 @@ class InboxConsumer:
                     fresh.append(event)
                 if self._prefetch is not None and fresh:
                     # One load for events of several traces: a span linked to each.
-                    traces = [telemetry.context_of_record(e.record.headers) for e in fresh]
-                    with telemetry.span("prefetch", {}, links=traces):
+                    with telemetry.span("prefetch", {}, links=[e.trace for e in fresh]):
                         await self._prefetch(session, [event.payload for event in fresh])
                 for event in fresh:
                     failing = event
@@ -502,9 +503,16 @@ class _Event:
             "event.type": self.envelope.event_type,
             "event.id": str(self.envelope.event_id),
         }
-        parent = telemetry.context_of_record(self.record.headers)
-        with telemetry.span(f"process {self.record.topic}", attributes, SpanKind.CONSUMER, parent):
+        with telemetry.span(
+            f"process {self.record.topic}", attributes, SpanKind.CONSUMER, self.trace
+        ):
             yield
+
+    @functools.cached_property
+    def trace(self) -> Context:
+        """The trace context the record's headers carry, read once for the prefetch's
+        link and the span."""
+        return telemetry.context_of_record(self.record.headers)
 
 
 @dataclass(frozen=True)

@@ -86,15 +86,14 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
     if order_id in held:
         return held[order_id]
     if lock:
-        await lock_all(session, [order_id])
-        locked: dict[UUID, Order] = session.info[_HELD]
-        return locked.get(order_id)
+        return (await lock_all(session, [order_id])).get(order_id)
     row = (await session.execute(_LOAD, {"ids": [order_id]})).first()
     return _order(row) if row is not None else None
 
 
-async def lock_all(session: AsyncSession, order_ids: Iterable[UUID]) -> None:
-    """Load and lock, in one statement, the orders among `order_ids` not held yet.
+async def lock_all(session: AsyncSession, order_ids: Iterable[UUID]) -> dict[UUID, Order]:
+    """Load and lock, in one statement, the orders among `order_ids` not held yet; return
+    every order the transaction holds, by id.
 
     The transaction holds them until it ends, and `get` returns them without a
     statement: a consumer's transaction applies a fetch's answers, a dozen flat out,
@@ -106,6 +105,7 @@ async def lock_all(session: AsyncSession, order_ids: Iterable[UUID]) -> None:
     if missing:
         for row in await session.execute(_LOCK, {"ids": list(missing)}):
             held[row.order_id] = _order(row)
+    return held
 
 
 def _order(row: sa.Row[Any]) -> Order:
