@@ -5,6 +5,10 @@ UV := .uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
+# The dependencies are compiled to bytecode once, at install (--compile-bytecode below):
+# where PYTHONDONTWRITEBYTECODE is set, as on CI machines, every Python process would
+# otherwise compile SQLAlchemy, FastAPI and the rest from source again, about 1.5 s of CPU
+# each, and the tests start hundreds of them.
 SOURCES := shared-contracts libs infra services tests conftest.py
 # Every service's src/ (the three and any made from the template), for mypy: its
 # mypy_path setting takes no globs.
@@ -26,7 +30,7 @@ $(UV):
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml infra/*/pyproject.toml services/*/pyproject.toml
 	@echo "installing the workspace into .venv"
-	@$(UV) sync --frozen --all-packages --python $(PYTHON) --quiet
+	@$(UV) sync --frozen --all-packages --python $(PYTHON) --quiet --compile-bytecode
 	@touch $@
 
 install: $(VENV)/.synced ## create .venv with every package and dev tool
