@@ -15,7 +15,9 @@ from devstack.stack import discover_services, service_ports
 
 from .forks import REPO, check_service, git, new_service, run, workspace_copy
 
-pytestmark = pytest.mark.integration
+# A fork runs a whole service's test suite (its own PostgreSQL and broker) inside this
+# test: about 80 s here, over 300 s (the default limit) on a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_a_generated_service_passes_its_lint_type_check_and_tests(tmp_path):

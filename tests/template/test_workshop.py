@@ -17,7 +17,9 @@ import pytest
 
 from .forks import REPO, check_service, new_service, run, workspace_copy
 
-pytestmark = pytest.mark.integration
+# A fork runs a whole service's test suite (its own PostgreSQL and broker) inside this
+# test: about 80 s here, over 300 s (the default limit) on a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 PAGE = REPO / "docs" / "workshop" / "06-adding-a-service.md"
 

