@@ -74,11 +74,17 @@ def make_contracts(root: Path) -> None:
 def test_the_workshop_commands_rebuild_shipping_without_touching_the_other_three(tmp_path):
     root = workspace_copy(tmp_path)
     outputs = []
+    tested = False
     for command in RUN_HERE:
         if command == "make new-service NAME=shipping TOPIC=orders.events":
             outputs.append(new_service(root, "shipping", "--topic", "orders.events").stdout)
         elif command == "make test SERVICE=shipping":
-            check_service(root, "shipping")
+            # Once, on the generated service. The second time shipping is main's own
+            # again (the diff against main below is empty), which `make test` itself
+            # lints, type-checks and tests (services/shipping/tests).
+            if not tested:
+                check_service(root, "shipping")
+            tested = True
         elif command == "make contracts":
             make_contracts(root)
         else:
