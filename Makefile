@@ -46,6 +46,8 @@ demo: install ## fresh stack, workshop scenarios, report, stop
 # 14 min 40 s of pytest became 9 min 54 s on 2 cores. Every test takes free ports and
 # its own directories, so they cannot collide. `make chaos` stays serial: its
 # scenarios measure recovery under load and share one summary table.
+# The tests that share a whole stack run together on one worker, so that it starts
+# once (tests/conftest.py).
 TEST_WORKERS ?= 2
 
 test: install $(if $(SERVICE),service-check,lint typecheck contracts-check chromium) ## everything CI runs: lint, types, contracts gate, unit, integration, end-to-end, browser; SERVICE=<name>: that service's lint, types and tests alone

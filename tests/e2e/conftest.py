@@ -12,16 +12,28 @@ from devstack.client import SagaClient
 from devstack.scenarios import Scenarios
 from devstack.stack import SERVICES, Stack
 
+from ..conftest import Shared, next_test_uses
+
 SAGA_TIMEOUT_SECONDS = 10
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base: Path = tmp_path_factory.mktemp("stack")
-    with Stack(
-        base, free_ports=True, extra_env={"SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT_SECONDS)}
-    ) as running:
-        yield running
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared[Stack]]:
+    def make() -> Stack:
+        base: Path = tmp_path_factory.mktemp("stack")
+        extra_env = {"SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT_SECONDS)}
+        return Stack(base, free_ports=True, extra_env=extra_env)
+
+    with Shared(make) as shared:
+        yield shared
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, shared_stack: Shared[Stack]) -> Iterator[Stack]:
+    """The stack the end-to-end tests share, stopped after the last of them in a row."""
+    yield shared_stack.get()
+    if not next_test_uses(request, "stack"):
+        shared_stack.close()
 
 
 @pytest.fixture

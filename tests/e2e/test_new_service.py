@@ -67,7 +67,7 @@ def test_adding_shipping_changed_no_line_of_order_inventory_or_payment():
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_before_shipping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The saga's three services alone, as they ran before shipping existed."""
     base = tmp_path_factory.mktemp("stack-with-shipping")
     with Stack(base, free_ports=True, extra_env={"SAGA_TIMEOUT_SECONDS": "10"}) as running:
@@ -85,7 +85,10 @@ async def shipment(shipping: httpx.AsyncClient, order_id: str, status: str) -> d
             await asyncio.sleep(0.1)
 
 
-async def test_shipping_joins_the_running_saga_and_ships_what_is_confirmed(stack):
+async def test_shipping_joins_the_running_saga_and_ships_what_is_confirmed(
+    stack_before_shipping: Stack,
+):
+    stack = stack_before_shipping
     async with SagaClient({svc: stack.url(svc) for svc in SERVICES}) as client:
         scenarios = Scenarios(client, tag=f"ship-{uuid.uuid4().hex[:6]}")
         await scenarios.seed()

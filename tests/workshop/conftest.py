@@ -6,6 +6,7 @@ that orders have trace ids, as under `make up`.
 """
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from devstack.client import SagaClient
 from devstack.ports import free_port
 from devstack.stack import SERVICES, Stack
 from devstack.workshop import serve_console
+
+from ..conftest import Shared, next_test_uses
 
 SAGA_TIMEOUT_SECONDS = 60
 
@@ -28,9 +31,9 @@ class Workshop:
     console_port: int
 
 
-@pytest.fixture(scope="session")
-def workshop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workshop]:
-    base: Path = tmp_path_factory.mktemp("workshop-stack")
+@contextmanager
+def running_workshop(base: Path) -> Iterator[Workshop]:
+    """A stack with fault proxies and its console, as `make up` runs them."""
     extra_env = {
         "SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT_SECONDS),
         "TRACES_DIR": str(base / "traces"),
@@ -41,6 +44,22 @@ def workshop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workshop]:
         serve_console(stack, port) as console,
     ):
         yield Workshop(stack, console.url, port)
+
+
+@pytest.fixture(scope="session")
+def shared_workshop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared[Workshop]]:
+    with Shared(lambda: running_workshop(tmp_path_factory.mktemp("workshop-stack"))) as shared:
+        yield shared
+
+
+@pytest.fixture
+def workshop(
+    request: pytest.FixtureRequest, shared_workshop: Shared[Workshop]
+) -> Iterator[Workshop]:
+    """The stack the workshop tests share, stopped after the last of them in a row."""
+    yield shared_workshop.get()
+    if not next_test_uses(request, "workshop"):
+        shared_workshop.close()
 
 
 @pytest.fixture
