@@ -1,11 +1,10 @@
 """A whole local stack that consecutive tests share (tests/e2e, tests/workshop).
 
-As a session-scoped fixture, a local stack lives until the session's end, idle after
-its last test, and an idle stack takes a quarter of a core (its consumers keep polling
-the broker): with two workers, each kept one of each to the end of the run. So under
-xdist all the tests of each stack's directory run on one worker, first, those using
-the stack before the others, and a `Shared` stack is stopped once the next test does
-not use it.
+A session-scoped fixture would keep its stack until the session ends, idle after its
+last test, and an idle stack takes a quarter of a core (its consumers keep polling the
+broker); under xdist every worker would start one of each. Instead, all the tests of a
+stack's directory run on one worker, those using the stack first, and the stack, held
+by a `Shared`, stops as soon as the next test does not use it.
 """
 
 import contextlib
