@@ -5,10 +5,6 @@ UV := .uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
-# The dependencies are compiled to bytecode once, at install (--compile-bytecode below):
-# where PYTHONDONTWRITEBYTECODE is set, as on CI machines, every Python process would
-# otherwise compile SQLAlchemy, FastAPI and the rest from source again, about 1.5 s of CPU
-# each, and the tests start hundreds of them.
 SOURCES := shared-contracts libs infra services tests conftest.py
 # Every service's src/ (the three and any made from the template), for mypy: its
 # mypy_path setting takes no globs.
@@ -28,6 +24,9 @@ $(UV):
 	@$(PYTHON) -m venv .uv || { echo "error: '$(PYTHON) -m venv' failed; install the venv module (e.g. apt-get install python3-venv)"; exit 1; }
 	@.uv/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, as on CI machines, every
+# Python process would otherwise compile SQLAlchemy, FastAPI and the rest from source
+# again, about 1.5 s of CPU each, and the tests start hundreds of them.
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml infra/*/pyproject.toml services/*/pyproject.toml
 	@echo "installing the workspace into .venv"
 	@$(UV) sync --frozen --all-packages --python $(PYTHON) --quiet --compile-bytecode

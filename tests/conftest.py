@@ -22,8 +22,7 @@ T = TypeVar("T")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests using a shared stack first, each directory's in a row, in their order."""
-    order = sorted(range(len(items)), key=lambda i: not _uses_shared_stack(items[i]))
-    items[:] = [items[i] for i in order]
+    items.sort(key=lambda item: not _uses_shared_stack(item))  # stable
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest -p no:xdist works too
@@ -46,14 +45,9 @@ class _SharedStackScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdis
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    # Read by `next_test_uses` while the test's fixtures are torn down, within this call.
+    # Read by `Shared.lend` while the test's fixtures are torn down, within this call.
     item.stash[_NEXT_TEST] = nextitem
     return (yield)
-
-
-def next_test_uses(request: pytest.FixtureRequest, fixture: str) -> bool:
-    """In a fixture's teardown: whether the test this worker runs next uses `fixture`."""
-    return _uses(request.node.stash.get(_NEXT_TEST, None), fixture)
 
 
 def _uses(item: pytest.Item | None, fixture: str) -> bool:
@@ -67,8 +61,8 @@ def _uses_shared_stack(item: pytest.Item) -> bool:
 class Shared(Generic[T]):
     """A resource that consecutive tests share: made for the first, closed after the last.
 
-    A session fixture holds it; the tests' own fixture `get`s it and `close`s it unless
-    the next test uses it too (`next_test_uses`). A later user makes it anew.
+    A session fixture holds it, and the tests' own fixture `lend`s it to each test. A
+    later user makes it anew.
     """
 
     def __init__(self, make: Callable[[], contextlib.AbstractContextManager[T]]) -> None:
@@ -76,11 +70,15 @@ class Shared(Generic[T]):
         self._exit = contextlib.ExitStack()
         self._value: T | None = None
 
-    def get(self) -> T:
-        """The resource, made now if it is not open."""
+    def lend(self, request: pytest.FixtureRequest) -> Iterator[T]:
+        """The body of the tests' fixture: yield the resource (made now if it is not
+        open), then close it unless the test this worker runs next uses the same fixture."""
         if self._value is None:
             self._value = self._exit.enter_context(self._make())
-        return self._value
+        yield self._value
+        name, nextitem = request.fixturename, request.node.stash.get(_NEXT_TEST, None)
+        if name is None or not _uses(nextitem, name):
+            self.close()
 
     def close(self) -> None:
         """Close the resource if it is open."""

@@ -12,7 +12,7 @@ from devstack.client import SagaClient
 from devstack.scenarios import Scenarios
 from devstack.stack import SERVICES, Stack
 
-from ..conftest import Shared, next_test_uses
+from ..conftest import Shared
 
 SAGA_TIMEOUT_SECONDS = 10
 
@@ -31,9 +31,7 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared[St
 @pytest.fixture
 def stack(request: pytest.FixtureRequest, shared_stack: Shared[Stack]) -> Iterator[Stack]:
     """The stack the end-to-end tests share, stopped after the last of them in a row."""
-    yield shared_stack.get()
-    if not next_test_uses(request, "stack"):
-        shared_stack.close()
+    yield from shared_stack.lend(request)
 
 
 @pytest.fixture

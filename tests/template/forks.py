@@ -10,8 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
+FORK_TEST_MARKS = [pytest.mark.integration, pytest.mark.timeout(900)]
+"""A fork runs a whole service's test suite (its own PostgreSQL and broker) within one
+test: 25 to 80 s here, over 300 s (the default limit) on a loaded machine."""
 
 
 def run(

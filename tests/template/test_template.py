@@ -13,11 +13,9 @@ import pytest
 
 from devstack.stack import discover_services, service_ports
 
-from .forks import REPO, check_service, git, new_service, run, workspace_copy
+from .forks import FORK_TEST_MARKS, REPO, check_service, git, new_service, run, workspace_copy
 
-# A fork runs a whole service's test suite (its own PostgreSQL and broker) inside this
-# test: about 80 s here, over 300 s (the default limit) on a loaded machine.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = FORK_TEST_MARKS
 
 
 def test_a_generated_service_passes_its_lint_type_check_and_tests(tmp_path):

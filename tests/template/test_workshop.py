@@ -13,13 +13,9 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
+from .forks import FORK_TEST_MARKS, REPO, check_service, new_service, run, workspace_copy
 
-from .forks import REPO, check_service, new_service, run, workspace_copy
-
-# A fork runs a whole service's test suite (its own PostgreSQL and broker) inside this
-# test: about 80 s here, over 300 s (the default limit) on a loaded machine.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = FORK_TEST_MARKS
 
 PAGE = REPO / "docs" / "workshop" / "06-adding-a-service.md"
 

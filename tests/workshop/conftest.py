@@ -17,7 +17,7 @@ from devstack.ports import free_port
 from devstack.stack import SERVICES, Stack
 from devstack.workshop import serve_console
 
-from ..conftest import Shared, next_test_uses
+from ..conftest import Shared
 
 SAGA_TIMEOUT_SECONDS = 60
 
@@ -57,9 +57,7 @@ def workshop(
     request: pytest.FixtureRequest, shared_workshop: Shared[Workshop]
 ) -> Iterator[Workshop]:
     """The stack the workshop tests share, stopped after the last of them in a row."""
-    yield shared_workshop.get()
-    if not next_test_uses(request, "workshop"):
-        shared_workshop.close()
+    yield from shared_workshop.lend(request)
 
 
 @pytest.fixture
