@@ -3,7 +3,8 @@
 Both are started once per test session on free ports and stopped at its end. Also:
 `publish`, which puts an event on a topic as another service's relay would, and
 `serve`, which runs a service app in process (lifespan included) behind an HTTP client;
-`events_on_topic`, which reads what a service published.
+`events_on_topic`, which reads what a service published; `statements`, which notes the
+SQL a test's `sessions` send.
 """
 
 import asyncio
@@ -17,13 +18,15 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.kafka import create_producer
 from chassis.outbox import new_envelope
@@ -173,6 +176,21 @@ async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
     ):
         yield client
+
+
+@pytest.fixture
+def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[tuple[str, int]]]:
+    """Each statement that `sessions` (the test's own fixture) send from now on: its
+    first three words and how many parameter sets."""
+    sent: list[tuple[str, int]] = []
+    engine = sessions.kw["bind"].sync_engine
+
+    def note(_conn: Any, _cursor: Any, sql: str, parameters: Any, _ctx: Any, many: bool) -> None:
+        sent.append((" ".join(sql.split()[:3]), len(parameters) if many else 1))
+
+    event.listen(engine, "before_cursor_execute", note)
+    yield sent
+    event.remove(engine, "before_cursor_execute", note)
 
 
 @pytest.fixture(scope="session")

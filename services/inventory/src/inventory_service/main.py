@@ -33,4 +33,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[routes.router],
         handlers=HANDLERS,
         topics=TOPICS,
+        prefetch=handlers.lock_ordered_stock,
     )

@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.consumer import Delivery, Handler
 from chassis.outbox import Outbox, new_envelope
 from chassis.tables import outbox
 from inventory_service.adapters.orm import reservations
+from inventory_service.main import HANDLERS
 from inventory_service.service_layer import handlers
 from shared_contracts import Envelope, Topic
 from shared_contracts.order import v1 as order_v1
@@ -28,9 +30,11 @@ def new_sku() -> str:
 
 
 async def apply(sessions: Sessions, handler: Handler, payload: Any) -> Envelope:
-    """Run `handler` on `payload` in its own transaction, as the consumer does."""
+    """Run `handler` on `payload` in its own transaction, as the consumer does: its
+    prefetch first."""
     envelope = new_envelope("order", str(payload.order_id), payload)
     async with sessions.begin() as session:
+        await handlers.lock_ordered_stock(session, [payload])
         await handler(Delivery(session, envelope, OUTBOX), payload)
     return envelope
 
@@ -396,3 +400,112 @@ class TestReceived:
         available, reserved, sold, received = await ledger(sessions, sku)
         assert available + reserved + sold == received
         assert reserved == 0
+
+
+def created(order_id: uuid.UUID, *lines: tuple[str, int]) -> order_v1.OrderCreated:
+    items = [order_v1.OrderLine(sku=s, quantity=q, unit_price_cents=100) for s, q in lines]
+    return order_v1.OrderCreated(
+        order_id=order_id, customer_id="c1", items=items, total_cents=100 * sum(q for _, q in lines)
+    )
+
+
+async def apply_together(
+    session: AsyncSession, events: list[BaseModel], *, prefetch: bool = True
+) -> None:
+    """Apply `events` in the session's transaction, as the consumer applies a fetch: its
+    prefetch first (unless not), then each event's handler."""
+    if prefetch:
+        await handlers.lock_ordered_stock(session, events)
+    for payload in events:
+        envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
+        await HANDLERS[type(payload)](Delivery(session, envelope, OUTBOX), payload)
+
+
+class TestAFetchInOneTransaction:
+    """A consumer applies a fetch's events in one transaction: `hold` loads and locks
+    what they all change with three statements, and their changes are written with one
+    at the commit."""
+
+    async def test_events_of_many_orders_take_three_reads_and_one_write(
+        self, sessions: Sessions, statements: list[tuple[str, int]]
+    ) -> None:
+        a, b = new_sku(), new_sku()
+        await stock(sessions, a, 10)
+        await stock(sessions, b, 10)
+        to_confirm, to_cancel, new = uuid.uuid4(), uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
+        await create(sessions, to_confirm, (a, 1), (b, 1))
+        await create(sessions, to_cancel, (b, 2))
+        statements.clear()
+
+        async with sessions.begin() as session:
+            await apply_together(
+                session,
+                [
+                    created(new[0], (a, 2)),
+                    order_v1.OrderConfirmed(order_id=to_confirm),
+                    created(new[1], (a, 1), (b, 3)),
+                    order_v1.OrderCancelled(order_id=to_cancel, reason="CUSTOMER_CANCELLED"),
+                    created(new[2], (b, 9)),  # short: b has 10 - 1 - 2 - 3 + 2 = 6 then
+                ],
+            )
+
+        reads = [s for s in statements if s[0].startswith("SELECT")]
+        writes = [s for s in statements if s[0].startswith("WITH")]
+        assert len(reads) == 3, "reservations, products, checks"
+        assert writes == [("WITH stock_saved AS", 1)]
+        assert await buckets(sessions, a) == (6, 3, 1)
+        assert await buckets(sessions, b) == (6, 3, 1)
+        assert await statuses(sessions, to_confirm) == {a: (1, "sold"), b: (1, "sold")}
+        assert await statuses(sessions, to_cancel) == {b: (2, "released")}
+        assert await statuses(sessions, new[1]) == {a: (1, "reserved"), b: (3, "reserved")}
+        assert await statuses(sessions, new[2]) == {}
+        outcomes = [[e.event_type for e in await emitted(sessions, o)] for o in new]
+        assert outcomes == [["StockReserved"], ["StockReserved"], ["StockReservationFailed"]]
+
+    @pytest.mark.parametrize("prefetch", [True, False])
+    async def test_an_order_created_and_settled_in_one_transaction(
+        self, sessions: Sessions, prefetch: bool
+    ) -> None:
+        """What a handler reserved, the next one finds held: sold, released, not reserved
+        twice (a second OrderCreated of the order, another event id, reads it written)."""
+        sku, sold, released = new_sku(), uuid.uuid4(), uuid.uuid4()
+        await stock(sessions, sku, 10)
+
+        async with sessions.begin() as session:
+            await apply_together(
+                session,
+                [
+                    created(sold, (sku, 2)),
+                    created(released, (sku, 3)),
+                    created(sold, (sku, 2)),
+                    order_v1.OrderConfirmed(order_id=sold),
+                    order_v1.OrderCancelled(order_id=released, reason="CUSTOMER_CANCELLED"),
+                    created(released, (sku, 3)),
+                ],
+                prefetch=prefetch,
+            )
+
+        assert await buckets(sessions, sku) == (8, 0, 2)
+        assert await statuses(sessions, sold) == {sku: (2, "sold")}
+        assert await statuses(sessions, released) == {sku: (3, "released")}
+        assert [e.event_type for e in await emitted(sessions, sold)] == [
+            "StockReserved",
+            "StockSold",
+        ]
+        assert [e.event_type for e in await emitted(sessions, released)] == [
+            "StockReserved",
+            "StockReleased",
+        ]
+
+    async def test_a_transaction_that_rolls_back_writes_nothing(self, sessions: Sessions) -> None:
+        sku, order_id = new_sku(), uuid.uuid4()
+        await stock(sessions, sku, 10)
+
+        with pytest.raises(RuntimeError):
+            async with sessions.begin() as session:
+                await apply_together(session, [created(order_id, (sku, 4))])
+                raise RuntimeError("a later event of the fetch fails")
+        await create(sessions, order_id, (sku, 4))
+
+        assert await buckets(sessions, sku) == (6, 4, 0)
+        assert [e.event_type for e in await emitted(sessions, order_id)] == ["StockReserved"]

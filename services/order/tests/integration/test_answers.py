@@ -2,14 +2,12 @@
 orders loaded by one statement before the handlers and saved by one at its commit."""
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.consumer import Delivery, Handler
@@ -36,20 +34,6 @@ async def sessions(database_url) -> AsyncIterator[async_sessionmaker[AsyncSessio
         await repository.upsert_product(session, Product(SKU, "A product", 250), 1, _now())
     yield sessions
     await engine.dispose()
-
-
-@pytest.fixture
-def statements(sessions) -> Iterator[list[tuple[str, int]]]:
-    """Each statement sent from now on: its first words and how many parameter sets."""
-    sent: list[tuple[str, int]] = []
-    engine = sessions.kw["bind"].sync_engine
-
-    def note(_conn: Any, _cursor: Any, sql: str, parameters: Any, _ctx: Any, many: bool) -> None:
-        sent.append((" ".join(sql.split()[:3]), len(parameters) if many else 1))
-
-    event.listen(engine, "before_cursor_execute", note)
-    yield sent
-    event.remove(engine, "before_cursor_execute", note)
 
 
 def _now() -> datetime:

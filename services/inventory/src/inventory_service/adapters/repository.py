@@ -1,18 +1,29 @@
 """Load and save products and reservations: rows <-> domain objects.
 
-Loads that precede a change lock their rows (`FOR UPDATE`); products are always
-locked in SKU order, so two transactions never wait on each other in a cycle.
-The statements that every saga runs are built once, here, with bound parameters:
-building a statement and its cache key on each call cost more than its SQL.
+Loads that precede a change lock their rows (`FOR UPDATE`), products in SKU order; a
+consumer's transaction locks everything its events change first, with `hold`, so that
+two transactions wait on each other in one order, not in a cycle. The statements that
+every saga runs are built once, here, with bound parameters: building a statement and
+its cache key on each call cost more than its SQL.
+
+A transaction holds what it loaded: a product, or an order's reservations, is read
+once, and every handler that asks for it again gets the same object, changed by the
+handlers before it. What they change is written when the transaction commits (or
+before a statement that reads reservations), by one statement for all (`_WRITE`): a
+consumer's transaction applies a fetch's events, and a statement each was a round trip
+each, most of what a statement costs here.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from inventory_service.adapters.orm import cancelled_orders, products, reservations
 from inventory_service.domain import model
@@ -47,43 +58,47 @@ _SAVE_PRODUCTS = (
     .where(products.c.sku == _SAVED_PRODUCTS.c.sku)
     .values({**{name: _SAVED_PRODUCTS.c[name] for name in _STOCK}, "updated_at": sa.func.now()})
 )
-# Both of a reservation's checks in one statement: each statement costs a round trip
-# and its share of the service's CPU.
-_CANCELLED_AND_RESERVED = sa.select(
-    sa.exists().where(cancelled_orders.c.order_id == _ORDER_ID).label("cancelled"),
-    sa.exists().where(reservations.c.order_id == _ORDER_ID).label("reserved"),
+# The orders go as one array, so that one prepared statement serves any number.
+_ORDER_IDS = sa.bindparam("order_ids", type_=postgresql.ARRAY(postgresql.UUID))
+_CHECKED = (
+    sa.func.unnest(_ORDER_IDS)
+    .table_valued(sa.column("order_id", postgresql.UUID(as_uuid=True)))
+    .render_derived(name="checked")
 )
-# An order's reservations and their products, locked together in SKU order: every
-# other statement locks products in SKU order too, so no two transactions wait on each
-# other in a cycle.
+_CHECKS = sa.select(
+    _CHECKED.c.order_id,
+    sa.exists().where(cancelled_orders.c.order_id == _CHECKED.c.order_id).label("cancelled"),
+    sa.exists().where(reservations.c.order_id == _CHECKED.c.order_id).label("reserved"),
+)
+"""Both of a reservation's checks, for every new order of a transaction, in one statement."""
+# Only the reservations are locked: an order's reservations are written by the
+# transactions that apply its events, which its partition runs one after another,
+# and their products are locked next, in SKU order with every other product.
 _LOCK_RESERVATIONS = (
     sa.select(
-        reservations.c.order_id,
-        reservations.c.quantity,
-        reservations.c.status,
-        products.c.sku,
-        *(products.c[name] for name in _STOCK),
+        reservations.c.order_id, reservations.c.sku, reservations.c.quantity, reservations.c.status
     )
-    .join_from(reservations, products, reservations.c.sku == products.c.sku)
-    .where(reservations.c.order_id == _ORDER_ID)
-    .order_by(reservations.c.sku)
+    .where(reservations.c.order_id == sa.any_(_ORDER_IDS))
+    .order_by(reservations.c.order_id, reservations.c.sku)
     .with_for_update()
 )
-# A saga step writes its products and its reservations in one statement: the products'
-# update runs as a data-modifying WITH ahead of the reservations' insert or update.
 _NEW_RESERVATIONS = _rows(reservations, "new_reservations", "order_id", "sku", "quantity", "status")
-_RESERVE = (
+_SETTLED = _rows(reservations, "settled", "order_id", "sku", "status")
+_WRITE = (
     sa.insert(reservations)
     .from_select([column.name for column in _NEW_RESERVATIONS.c], sa.select(*_NEW_RESERVATIONS.c))
-    .add_cte(_SAVE_PRODUCTS.cte("saved"))
+    .add_cte(_SAVE_PRODUCTS.cte("stock_saved"))
+    .add_cte(
+        sa.update(reservations)
+        .where(reservations.c.order_id == _SETTLED.c.order_id, reservations.c.sku == _SETTLED.c.sku)
+        .values(status=_SETTLED.c.status, updated_at=sa.func.now())
+        .cte("status_saved")
+    )
 )
-_SETTLED = _rows(reservations, "settled", "order_id", "sku", "status")
-_SETTLE = (
-    sa.update(reservations)
-    .where(reservations.c.order_id == _SETTLED.c.order_id, reservations.c.sku == _SETTLED.c.sku)
-    .values(status=_SETTLED.c.status, updated_at=sa.func.now())
-    .add_cte(_SAVE_PRODUCTS.cte("saved"))
-)
+"""What a transaction's saga steps changed, in one statement: the products' stock, the
+reservations' new statuses (data-modifying WITHs) and the new reservations, each table's
+rows as arrays. The WITHs and the insert see one snapshot, so a reservation made and
+settled before one write is inserted with its last status and left alone by the update."""
 
 
 def _product(row: sa.Row[tuple[object, ...]]) -> model.Product:
@@ -134,10 +149,38 @@ async def lock_or_add_product(session: AsyncSession, sku: str) -> model.Product:
     return _product(row)
 
 
+async def hold(
+    session: AsyncSession, skus: Iterable[str], created: Sequence[UUID], decided: Sequence[UUID]
+) -> None:
+    """Load and lock what a transaction's events change, in three statements for all.
+
+    The reservations of the `decided` orders (confirmed or cancelled), then their
+    products and those of `skus` (the new orders' lines), in SKU order, then the checks
+    of the `created` orders, which run after the locks so that they see what a
+    transaction that held them committed. The handlers then find all of it held: a
+    consumer's transaction applies a fetch's events, a dozen orders or more flat out,
+    and each ran two or three statements of its own.
+    """
+    held = _held(session)
+    await _lock_reservations(session, decided)
+    await lock_products(
+        session, [*skus, *(r.sku for order_id in decided for r in held.reservations[order_id])]
+    )
+    await _check(session, created)
+
+
 async def lock_products(session: AsyncSession, skus: Iterable[str]) -> dict[str, model.Product]:
-    """The known products among `skus`, locked in SKU order, by SKU."""
-    rows = await session.execute(_LOCK_PRODUCTS, {"skus": sorted(set(skus))})
-    return {row.sku: _product(row) for row in rows}
+    """The known products among `skus`, by SKU, locked (in SKU order) and held.
+
+    Those the transaction holds already are not read again: it has changed them, and
+    writes them only at its commit.
+    """
+    wanted, held = set(skus), _held(session).products
+    missing = sorted(wanted - held.keys())
+    if missing:
+        for row in await session.execute(_LOCK_PRODUCTS, {"skus": missing}):
+            held[row.sku] = _product(row)
+    return {sku: held[sku] for sku in sorted(wanted) if sku in held}
 
 
 async def save_products(session: AsyncSession, changed: Iterable[model.Product]) -> None:
@@ -165,50 +208,139 @@ def _values(product: model.Product) -> dict[str, object]:
 
 async def add_cancelled_order(session: AsyncSession, order_id: UUID) -> None:
     """Remember that the order was cancelled (again is fine)."""
+    _held(session).checks.pop(order_id, None)  # a check read before this is out of date
     await session.execute(
         insert(cancelled_orders).values(order_id=order_id).on_conflict_do_nothing()
     )
 
 
 async def cancelled_and_reserved(session: AsyncSession, order_id: UUID) -> tuple[bool, bool]:
-    """Whether inventory heard that the order was cancelled, and whether it reserved for it."""
-    row = (await session.execute(_CANCELLED_AND_RESERVED, {"order_id_": order_id})).one()
-    return row.cancelled, row.reserved
+    """Whether inventory heard that the order was cancelled, and whether it reserved for it.
+
+    A check that `hold` read answers once: what the transaction does after it is its own.
+    """
+    checks = _held(session).checks
+    if order_id not in checks:
+        await _check(session, [order_id])
+    return checks.pop(order_id)
+
+
+async def _check(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
+    if order_ids:
+        await _write(session)  # the checks read reservations: those not written yet too
+        checks = _held(session).checks
+        for row in await session.execute(_CHECKS, {"order_ids": list(order_ids)}):
+            checks[row.order_id] = (row.cancelled, row.reserved)
 
 
 async def lock_reservations(
     session: AsyncSession, order_id: UUID
 ) -> tuple[list[model.Reservation], dict[str, model.Product]]:
-    """The reservations of `order_id` in SKU order, and their products by SKU, all locked."""
-    rows = (await session.execute(_LOCK_RESERVATIONS, {"order_id_": order_id})).all()
-    held = [
-        model.Reservation(row.order_id, row.sku, row.quantity, model.ReservationStatus(row.status))
-        for row in rows
-    ]
-    return held, {row.sku: _product(row) for row in rows}
+    """The reservations of `order_id` in SKU order, and their products by SKU, all locked
+    and held."""
+    await _lock_reservations(session, [order_id])
+    found = _held(session).reservations[order_id]
+    return found, await lock_products(session, [r.sku for r in found])
 
 
-async def reserve(
-    session: AsyncSession, changed: Iterable[model.Product], new: Iterable[model.Reservation]
+async def _lock_reservations(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
+    held = _held(session).reservations
+    missing = list(dict.fromkeys(o for o in order_ids if o not in held))
+    if missing:
+        await _write(session)
+        for order_id in missing:
+            held[order_id] = []
+        for row in await session.execute(_LOCK_RESERVATIONS, {"order_ids": missing}):
+            status = model.ReservationStatus(row.status)
+            held[row.order_id].append(
+                model.Reservation(row.order_id, row.sku, row.quantity, status)
+            )
+
+
+def reserve(
+    session: AsyncSession, changed: Iterable[model.Product], new: Sequence[model.Reservation]
 ) -> None:
-    """Write the stock of `changed` products and insert the `new` reservations: one statement."""
-    new_rows = _arrays(_NEW_RESERVATIONS, [_reservation(r) for r in new])
-    await session.execute(_RESERVE, {**_stock(changed), **new_rows})
+    """Save the stock of `changed` products (held) and the `new` reservations.
+
+    They are written when the transaction commits, with every other change it made (or
+    before a statement that reads reservations), by one statement: see `_WRITE`.
+    """
+    held = _held(session)
+    held.changed.update((product.sku, product) for product in changed)
+    held.new.extend(new)
+    for reservation in new:
+        held.reservations.setdefault(reservation.order_id, []).append(reservation)
 
 
-async def settle(
+def settle(
     session: AsyncSession,
-    settled: list[model.Reservation],
+    settled: Sequence[model.Reservation],
     products: Mapping[str, model.Product],
 ) -> None:
-    """Write the status of `settled` reservations and the stock of their `products`.
+    """Save the status of `settled` reservations and the stock of their `products` (held),
+    written as `reserve` says; nothing when nothing changed (a repeat)."""
+    held = _held(session)
+    held.changed.update((r.sku, products[r.sku]) for r in settled)
+    held.settled.extend(settled)
 
-    One statement, or none when nothing changed (a repeat).
-    """
-    if settled:
-        changed = _stock(products[r.sku] for r in settled)
-        rows = _arrays(_SETTLED, [_reservation(r) for r in settled])
-        await session.execute(_SETTLE, {**changed, **rows})
+
+@dataclass
+class _Held:
+    """What a transaction holds locked, and what it has changed but not written yet."""
+
+    products: dict[str, model.Product] = field(default_factory=dict)
+    reservations: dict[UUID, list[model.Reservation]] = field(default_factory=dict)
+    """Every reservation of each order, as the transaction has left them."""
+    checks: dict[UUID, tuple[bool, bool]] = field(default_factory=dict)
+    changed: dict[str, model.Product] = field(default_factory=dict)
+    new: list[model.Reservation] = field(default_factory=list)
+    settled: list[model.Reservation] = field(default_factory=list)
+
+    def take_writes(self) -> dict[str, list[object]] | None:
+        """The parameters of `_WRITE` for the changes not written yet (None if none),
+        which count as written from now on."""
+        if not (self.changed or self.new or self.settled):
+            return None
+        parameters = {
+            **_stock(self.changed.values()),
+            **_arrays(_NEW_RESERVATIONS, [_reservation(r) for r in self.new]),
+            **_arrays(_SETTLED, [_reservation(r) for r in self.settled]),
+        }
+        self.changed, self.new, self.settled = {}, [], []
+        return parameters
+
+
+_HELD = "inventory_service.held"
+
+
+def _held(session: AsyncSession) -> _Held:
+    held = session.info.get(_HELD)
+    if held is None:
+        held = session.info[_HELD] = _Held()
+    return held
+
+
+async def _write(session: AsyncSession) -> None:
+    """Write the changes not written yet, before a statement that must see them."""
+    held: _Held | None = session.info.get(_HELD)
+    parameters = held.take_writes() if held is not None else None
+    if parameters is not None:
+        await session.execute(_WRITE, parameters)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_at_commit(session: Session) -> None:
+    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
+    # allowed here), as the outbox writes its rows; a failing write fails the commit.
+    held: _Held | None = session.info.pop(_HELD, None)
+    parameters = held.take_writes() if held is not None else None
+    if parameters is not None:
+        session.execute(_WRITE, parameters)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_HELD, None)
 
 
 def _reservation(reservation: model.Reservation) -> dict[str, object]:

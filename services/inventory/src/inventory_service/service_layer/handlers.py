@@ -4,6 +4,9 @@ Each reads top-down: load (locking what it changes) -> the domain decides -> sav
 write the resulting events to the outbox, all in the caller's transaction.
 """
 
+from collections.abc import Sequence
+
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.consumer import Delivery
@@ -65,7 +68,7 @@ async def on_order_created(delivery: Delivery, event: order_v1.OrderCreated) -> 
         )
         await delivery.publish(Topic.INVENTORY_EVENTS, key, failed)
         return
-    await repository.reserve(session, products.values(), decision.reservations)
+    repository.reserve(session, products.values(), decision.reservations)
     reserved = inventory_v1.StockReserved(
         order_id=event.order_id, items=_lines(decision.reservations)
     )
@@ -79,7 +82,7 @@ async def on_order_confirmed(delivery: Delivery, event: order_v1.OrderConfirmed)
     """
     reservations, products = await repository.lock_reservations(delivery.session, event.order_id)
     sold = model.sell_order(reservations, products)
-    await repository.settle(delivery.session, sold, products)
+    repository.settle(delivery.session, sold, products)
     out = inventory_v1.StockSold(
         order_id=event.order_id,
         items=_lines([r for r in reservations if r.status is model.ReservationStatus.SOLD]),
@@ -96,9 +99,26 @@ async def on_order_cancelled(delivery: Delivery, event: order_v1.OrderCancelled)
     await repository.add_cancelled_order(delivery.session, event.order_id)
     reservations, products = await repository.lock_reservations(delivery.session, event.order_id)
     released = model.release_order(reservations, products)
-    await repository.settle(delivery.session, released, products)
+    repository.settle(delivery.session, released, products)
     out = inventory_v1.StockReleased(order_id=event.order_id, items=_lines(reservations))
     await delivery.publish(Topic.INVENTORY_EVENTS, str(event.order_id), out)
+
+
+async def lock_ordered_stock(session: AsyncSession, events: Sequence[BaseModel]) -> None:
+    """The consumer's prefetch: load and lock what a transaction's events change.
+
+    The products of the new orders and the reservations (with their products) of the
+    confirmed and cancelled ones, and the new orders' checks: three statements for all,
+    where each event ran two or three of its own.
+    """
+    created = [e for e in events if isinstance(e, order_v1.OrderCreated)]
+    decided = [
+        e.order_id
+        for e in events
+        if isinstance(e, order_v1.OrderConfirmed | order_v1.OrderCancelled)
+    ]
+    skus = (line.sku for e in created for line in e.items)
+    await repository.hold(session, skus, [e.order_id for e in created], decided)
 
 
 def _lines(reservations: list[model.Reservation]) -> list[inventory_v1.ReservedLine]:
