@@ -3,10 +3,14 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis.consumer import Delivery
+from chassis.outbox import Outbox, new_envelope
 from payment_service.adapters import orm, repository
+from payment_service.main import HANDLERS
 from payment_service.service_layer.handlers import (
     get_account,
     list_accounts,
@@ -353,3 +357,63 @@ async def test_a_page_of_accounts_is_ordered_and_says_whether_more_follow(sessio
     assert cursor == f"{prefix}-1"
     assert rest[0].customer_id == f"{prefix}-2"
     assert rest[0].deposited_cents == 20
+
+
+async def apply_together(session: AsyncSession, events: list[BaseModel]) -> None:
+    """Apply `events` in the session's transaction, as the consumer applies a fetch."""
+    for payload in events:
+        envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
+        await HANDLERS[type(payload)](Delivery(session, envelope, Outbox("payment")), payload)
+
+
+async def test_charges_in_one_transaction_are_written_by_one_statement_at_its_commit(
+    sessions, customer, statements
+):
+    """Each charge still locks (once per customer) and checks, but the payments and the
+    balances go as one statement of one parameter set each, sent once."""
+    orders = [order_created(customer, 100) for _ in range(3)]
+    other = f"cust-{uuid.uuid4().hex[:12]}"
+    await put(sessions, other, 500)
+    statements.clear()
+
+    async with sessions.begin() as session:
+        await apply_together(session, [orders[0], order_created(other, 200), *orders[1:]])
+
+    writes = [s for s in statements if s[0].startswith("WITH saved")]
+    locks = [s for s in statements if s[0].startswith("SELECT accounts.")]
+    assert writes == [("WITH saved AS", 4)]
+    assert len(locks) == 2, "each customer's account is locked once"
+    assert await balance(sessions, customer) == 700
+    assert await balance(sessions, other) == 300
+    for event in orders:
+        assert await payments(sessions, event.order_id) == [("charge", 100)]
+
+
+async def test_a_charge_is_seen_by_the_events_after_it_in_its_transaction(
+    sessions, customer, outbox_events
+):
+    """A repeat charges nothing; a cancellation refunds what was charged before it."""
+    charged_twice, refunded = order_created(customer, 100), order_created(customer, 300)
+
+    async with sessions.begin() as session:
+        await apply_together(
+            session, [charged_twice, refunded, charged_twice, cancelled(refunded.order_id)]
+        )
+
+    assert await balance(sessions, customer) == 900
+    assert await payments(sessions, charged_twice.order_id) == [("charge", 100)]
+    assert await payments(sessions, refunded.order_id) == [("charge", 300), ("refund", 300)]
+    answers = [e.event_type for _, _, e in await outbox_events(str(refunded.order_id))]
+    assert answers == ["PaymentSucceeded", "PaymentRefunded"]
+
+
+async def test_a_transaction_that_rolls_back_charges_nothing(sessions, customer):
+    event = order_created(customer, 400)
+
+    with pytest.raises(RuntimeError):
+        async with sessions.begin() as session:
+            await apply_together(session, [event])
+            raise RuntimeError("a later event of the fetch fails")
+
+    assert await balance(sessions, customer) == 1000
+    assert await payments(sessions, event.order_id) == []

@@ -314,9 +314,7 @@ _HELD = "inventory_service.held"
 
 
 def _held(session: AsyncSession) -> _Held:
-    held = session.info.get(_HELD)
-    if held is None:
-        held = session.info[_HELD] = _Held()
+    held: _Held = session.info.get(_HELD) or session.info.setdefault(_HELD, _Held())
     return held
 
 

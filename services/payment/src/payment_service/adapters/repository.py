@@ -2,13 +2,22 @@
 
 The statements that every saga runs are built once, here, with bound parameters:
 building a statement and its cache key on each call cost more than its SQL.
+
+A transaction holds the accounts it locked: a second handler that asks for one gets
+the same object, with the balance the first left. The payments it adds are written
+when it commits (or before a statement that reads them), all with one statement
+sent once: a consumer's transaction applies a fetch's events, and a statement each was
+a round trip each, most of what a statement costs here.
 """
 
 import uuid
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from payment_service.adapters.orm import accounts, cancelled_orders, payments
 from payment_service.domain.model import Account, AccountSummary, Payment, PaymentKind
@@ -59,10 +68,20 @@ _LOCK_PAYMENTS = _PAYMENTS.with_for_update()
 async def get_account(
     session: AsyncSession, customer_id: str, *, for_update: bool = False
 ) -> Account | None:
-    """The customer's account, or None; `for_update` locks its row until the transaction ends."""
+    """The customer's account, or None; `for_update` locks its row until the transaction
+    ends. An account the transaction locked before is returned as it holds it, not read
+    again: its new balance is written only with its payments."""
+    held = _held(session).accounts
+    if customer_id in held:
+        return held[customer_id]
     query = _LOCK_ACCOUNT if for_update else _GET_ACCOUNT
     row = (await session.execute(query, {"customer_id_": customer_id})).one_or_none()
-    return None if row is None else Account(row.customer_id, row.balance_cents, row.deposited_cents)
+    if row is None:
+        return None
+    account = Account(row.customer_id, row.balance_cents, row.deposited_cents)
+    if for_update:
+        held[customer_id] = account
+    return account
 
 
 async def lock_or_add_account(session: AsyncSession, customer_id: str) -> Account:
@@ -93,15 +112,14 @@ async def save_account(session: AsyncSession, account: Account) -> None:
     )
 
 
-async def add_payment(session: AsyncSession, payment: Payment, account: Account) -> None:
-    """Insert a charge or refund and write the new balance of its account: one statement.
+def add_payment(session: AsyncSession, payment: Payment, account: Account) -> None:
+    """Save a charge or refund and the new balance of its account, locked in this
+    transaction: written at its commit, with the other payments it added (see above).
 
-    The account was loaded (and locked) in this transaction. A second payment of a kind
-    for an order violates the unique key.
+    A second payment of a kind for an order violates the unique key, and fails the commit.
     """
     assert payment.customer_id == account.customer_id, "a payment changes its customer's account"
-    await session.execute(
-        _ADD_PAYMENT,
+    _held(session).payments.append(
         {
             "payment_id": payment.payment_id,
             "order_id": payment.order_id,
@@ -110,7 +128,7 @@ async def add_payment(session: AsyncSession, payment: Payment, account: Account)
             "created_at": payment.created_at,
             "customer_id_": account.customer_id,
             "balance_cents_": account.balance_cents,
-        },
+        }
     )
 
 
@@ -123,6 +141,7 @@ async def add_cancelled_order(session: AsyncSession, order_id: uuid.UUID) -> Non
 
 async def cancelled_and_charged(session: AsyncSession, order_id: uuid.UUID) -> tuple[bool, bool]:
     """Whether payment heard that the order was cancelled, and whether it charged it."""
+    await _write(session, order_id)
     row = (await session.execute(_CANCELLED_AND_CHARGED, {"order_id_": order_id})).one()
     return row.cancelled, row.charged
 
@@ -131,6 +150,7 @@ async def payments_for_order(
     session: AsyncSession, order_id: uuid.UUID, *, for_update: bool = False
 ) -> list[Payment]:
     """The order's charges and refunds, oldest first; `for_update` locks their rows."""
+    await _write(session, order_id)
     query = _LOCK_PAYMENTS if for_update else _PAYMENTS
     rows = (await session.execute(query, {"order_id_": order_id})).all()
     return [
@@ -188,6 +208,7 @@ def _summary(row: sa.Row[tuple[object, ...]]) -> AccountSummary:
 
 async def get_summary(session: AsyncSession, customer_id: str) -> AccountSummary | None:
     """The account with its lifetime deposited, charged and refunded totals, or None."""
+    await _write(session)
     chosen = sa.select(accounts.c.customer_id).where(accounts.c.customer_id == customer_id)
     row = (await session.execute(_summaries(chosen))).one_or_none()
     return None if row is None else _summary(row)
@@ -201,8 +222,50 @@ async def list_summaries(
     Customer ids compare with the "C" collation, so the order does not depend on the
     database's locale and a client can page through with `after` = the last id it saw.
     """
+    await _write(session)
     customer_id = accounts.c.customer_id.collate("C")
     chosen = sa.select(accounts.c.customer_id).order_by(customer_id).limit(limit)
     if after is not None:
         chosen = chosen.where(customer_id > after)
     return [_summary(row) for row in await session.execute(_summaries(chosen))]
+
+
+@dataclass
+class _Held:
+    """The accounts a transaction locked, and the payments it added but did not write."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    payments: list[dict[str, object]] = field(default_factory=list)
+
+
+_HELD = "payment_service.held"
+
+
+def _held(session: AsyncSession) -> _Held:
+    held: _Held = session.info.get(_HELD) or session.info.setdefault(_HELD, _Held())
+    return held
+
+
+async def _write(session: AsyncSession, order_id: uuid.UUID | None = None) -> None:
+    """Write the payments added and not written yet, before a statement that reads them:
+    if any is `order_id`'s, when the statement reads only that order's."""
+    held: _Held | None = session.info.get(_HELD)
+    if held is not None and any(
+        order_id in (None, payment["order_id"]) for payment in held.payments
+    ):
+        payments, held.payments = held.payments, []
+        await session.execute(_ADD_PAYMENT, payments)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_at_commit(session: Session) -> None:
+    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
+    # allowed here), as the outbox writes its rows; a failing insert fails the commit.
+    held: _Held | None = session.info.pop(_HELD, None)
+    if held is not None and held.payments:
+        session.execute(_ADD_PAYMENT, held.payments)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_HELD, None)

@@ -50,7 +50,7 @@ async def on_order_created(delivery: Delivery, event: OrderCreated) -> None:
         )
         await delivery.publish(Topic.PAYMENT_EVENTS, key, failed)
         return
-    await repository.add_payment(session, charge, account)
+    repository.add_payment(session, charge, account)
     succeeded = PaymentSucceeded(
         order_id=charge.order_id, customer_id=charge.customer_id, amount_cents=charge.amount_cents
     )
@@ -75,7 +75,7 @@ async def on_order_cancelled(delivery: Delivery, event: OrderCancelled) -> None:
             # Accounts are never deleted, so this is a broken database: fail loudly (retry, DLQ).
             raise model.AccountMismatch(f"account {charge.customer_id} of a charge is missing")
         refund = account.refund(charge, at=datetime.now(UTC))
-        await repository.add_payment(session, refund, account)
+        repository.add_payment(session, refund, account)
     answer: PaymentRefunded | PaymentVoided = (
         PaymentVoided(order_id=event.order_id)
         if refund is None
