@@ -3,14 +3,13 @@
 import asyncio
 import json
 import uuid
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chassis.consumer import Delivery, Handler
+from chassis.consumer import Delivery
 from chassis.outbox import Outbox, new_envelope
 from chassis.tables import outbox
 from inventory_service.adapters.orm import reservations
@@ -29,33 +28,47 @@ def new_sku() -> str:
     return f"SKU-{uuid.uuid4().hex[:10]}"
 
 
-async def apply(sessions: Sessions, handler: Handler, payload: Any) -> Envelope:
-    """Run `handler` on `payload` in its own transaction, as the consumer does: its
-    prefetch first."""
-    envelope = new_envelope("order", str(payload.order_id), payload)
+async def apply_together(
+    session: AsyncSession, events: list[BaseModel], *, prefetch: bool = True
+) -> list[Envelope]:
+    """Apply `events` in the session's transaction, as the consumer applies a fetch: its
+    prefetch first (unless not), then each event's handler; return their envelopes."""
+    if prefetch:
+        await handlers.lock_ordered_stock(session, events)
+    envelopes = []
+    for payload in events:
+        envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
+        await HANDLERS[type(payload)](Delivery(session, envelope, OUTBOX), payload)
+        envelopes.append(envelope)
+    return envelopes
+
+
+async def apply(sessions: Sessions, payload: BaseModel) -> Envelope:
+    """Apply one event in a transaction of its own, as the consumer does."""
     async with sessions.begin() as session:
-        await handlers.lock_ordered_stock(session, [payload])
-        await handler(Delivery(session, envelope, OUTBOX), payload)
+        [envelope] = await apply_together(session, [payload])
     return envelope
 
 
-async def create(sessions: Sessions, order_id: uuid.UUID, *lines: tuple[str, int]) -> Envelope:
+def created(order_id: uuid.UUID, *lines: tuple[str, int]) -> order_v1.OrderCreated:
     items = [order_v1.OrderLine(sku=s, quantity=q, unit_price_cents=100) for s, q in lines]
-    event = order_v1.OrderCreated(
+    return order_v1.OrderCreated(
         order_id=order_id, customer_id="c1", items=items, total_cents=100 * sum(q for _, q in lines)
     )
-    return await apply(sessions, handlers.on_order_created, event)
+
+
+async def create(sessions: Sessions, order_id: uuid.UUID, *lines: tuple[str, int]) -> Envelope:
+    return await apply(sessions, created(order_id, *lines))
 
 
 async def confirm(sessions: Sessions, order_id: uuid.UUID) -> Envelope:
-    return await apply(
-        sessions, handlers.on_order_confirmed, order_v1.OrderConfirmed(order_id=order_id)
-    )
+    return await apply(sessions, order_v1.OrderConfirmed(order_id=order_id))
 
 
 async def cancel(sessions: Sessions, order_id: uuid.UUID) -> Envelope:
-    event = order_v1.OrderCancelled(order_id=order_id, reason="CUSTOMER_CANCELLED")
-    return await apply(sessions, handlers.on_order_cancelled, event)
+    return await apply(
+        sessions, order_v1.OrderCancelled(order_id=order_id, reason="CUSTOMER_CANCELLED")
+    )
 
 
 async def stock(sessions: Sessions, sku: str, amount: int) -> None:
@@ -400,25 +413,6 @@ class TestReceived:
         available, reserved, sold, received = await ledger(sessions, sku)
         assert available + reserved + sold == received
         assert reserved == 0
-
-
-def created(order_id: uuid.UUID, *lines: tuple[str, int]) -> order_v1.OrderCreated:
-    items = [order_v1.OrderLine(sku=s, quantity=q, unit_price_cents=100) for s, q in lines]
-    return order_v1.OrderCreated(
-        order_id=order_id, customer_id="c1", items=items, total_cents=100 * sum(q for _, q in lines)
-    )
-
-
-async def apply_together(
-    session: AsyncSession, events: list[BaseModel], *, prefetch: bool = True
-) -> None:
-    """Apply `events` in the session's transaction, as the consumer applies a fetch: its
-    prefetch first (unless not), then each event's handler."""
-    if prefetch:
-        await handlers.lock_ordered_stock(session, events)
-    for payload in events:
-        envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
-        await HANDLERS[type(payload)](Delivery(session, envelope, OUTBOX), payload)
 
 
 class TestAFetchInOneTransaction:

@@ -180,7 +180,7 @@ async def lock_products(session: AsyncSession, skus: Iterable[str]) -> dict[str,
     if missing:
         for row in await session.execute(_LOCK_PRODUCTS, {"skus": missing}):
             held[row.sku] = _product(row)
-    return {sku: held[sku] for sku in sorted(wanted) if sku in held}
+    return {sku: held[sku] for sku in wanted if sku in held}
 
 
 async def save_products(session: AsyncSession, changed: Iterable[model.Product]) -> None:
