@@ -13,7 +13,8 @@ The result, per mode, is `bench/results/<mode>-<time>.json` and a plot beside it
 accepted and sagas completed per second, latency placed -> terminal (p50/p95/p99/max),
 the HTTP latency of placing an order, the share of each outcome, CPU milliseconds per
 completed saga of every process (services, each PostgreSQL with its backends, the
-broker, the load generator), the services' peak RSS, and the invariant check.
+broker, the load generator) and the cores each process of the stack used in every 5 s
+of the window, the services' peak RSS, and the invariant check.
 """
 
 import argparse
@@ -168,7 +169,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             await asyncio.sleep(args.warmup)
             window_start, cpu_start = time.time(), {n: cpu_seconds(p) for n, p in pids.items()}
             profilers = start_profilers(pids, args, base / mode) if args.profile else {}
-            await asyncio.sleep(args.seconds)
+            cores = await cpu_over_time(pids, args.seconds)
             window = Window(window_start, time.time())
             cpu_end = {n: cpu_seconds(p) for n, p in pids.items()}
             profiles = {svc: await finish_profiler(*job) for svc, job in profilers.items()}
@@ -225,8 +226,30 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
         "invariant_violations": report.violations,
         "orders_checked": sum(report.orders.values()),
         "series": series(accepted, sagas),
+        "cpu_series": {"step_seconds": CPU_STEP_SECONDS, "cores": cores},
         **({"profile": profiles} if profiles else {}),
     }
+
+
+CPU_STEP_SECONDS = 5.0
+
+
+async def cpu_over_time(pids: dict[str, int], seconds: float) -> dict[str, list[float]]:
+    """Wait `seconds`; the cores each process used in every `CPU_STEP_SECONDS` of it.
+
+    A process whose cost per saga changes over the run shows here: the local broker's
+    grows with the history of its partitions (`tests/bench/broker.py`).
+    """
+    cores: dict[str, list[float]] = {name: [] for name in pids}
+    before, end = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        started = time.monotonic()
+        await asyncio.sleep(min(CPU_STEP_SECONDS, left))
+        now, elapsed = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic() - started
+        for name in pids:
+            cores[name].append(round((now[name] - before[name]) / elapsed, 3))
+        before = now
+    return cores
 
 
 def start_profilers(
@@ -306,7 +329,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     data = result["series"]
     seconds = range(len(data["accepted"]))
-    figure, (rates, latency) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    figure, (rates, latency, cpu) = plt.subplots(3, 1, sharex=True, figsize=(9, 8))
     rates.plot(seconds, data["accepted"], label="orders accepted / s")
     rates.plot(seconds, data["completed"], label="sagas completed / s")
     rates.axvline(result["warmup_seconds"], color="grey", linestyle=":", label="end of warm-up")
@@ -315,8 +338,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     latency.plot(seconds, data["p50_ms"], label="p50")
     latency.plot(seconds, data["p99_ms"], label="p99 (max below 100 orders)")
     latency.set_ylabel("placed -> terminal (ms)")
-    latency.set_xlabel("seconds since the first order")
     latency.legend()
+    step, cores = result["cpu_series"]["step_seconds"], result["cpu_series"]["cores"]
+    # Each value is the mean of the step that ends at its point.
+    ends = [result["warmup_seconds"] + step * (n + 1) for n in range(len(cores["broker"]))]
+    cpu.plot(ends, [sum(at) for at in zip(*cores.values(), strict=True)], label="the stack")
+    cpu.plot(ends, cores["broker"], label="the broker")
+    cpu.set_ylabel("CPU in use (cores)")
+    cpu.set_xlabel("seconds since the first order")
+    cpu.legend()
     load = ", ".join(f"{k} {v}" for k, v in result["load"].items())
     figure.suptitle(f"saga benchmark, {result['mode']} ({load})")
     figure.tight_layout()

@@ -34,6 +34,8 @@ def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     for name in names:
         assert result["cpu_ms_per_completed_saga"][name] >= 0
         assert result["cpu_utilisation_in_window"][name] >= 0
+    assert result["cpu_series"]["step_seconds"] > 0
+    assert all(len(c) == 1 for c in result["cpu_series"]["cores"].values()), "2 s is one step"
     assert set(result["memory"]) == {"order", "inventory", "payment", "payment-2"}
     assert all(m["peak_rss_mb"] > 0 for m in result["memory"].values())
     latency = result["saga_latency_ms"]
