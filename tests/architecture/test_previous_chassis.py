@@ -86,25 +86,26 @@ def test_the_oldest_chassis_is_the_lowest_pin_and_older_than_the_tree():
     assert lowest == Version(OLDEST_CHASSIS)
     current = version_of("libs/chassis")
     assert tuple(map(int, current.split("."))) > tuple(map(int, OLDEST_CHASSIS.split(".")))
-    assert chassis_pin("payment").specifier.contains(OLDEST_CHASSIS)
-    assert chassis_pin("payment").specifier.contains(current)
+    assert chassis_pin(ON_THE_OLDEST).specifier.contains(OLDEST_CHASSIS)
+    assert chassis_pin(ON_THE_OLDEST).specifier.contains(current)
 
 
-PAYMENT_TESTS = [
-    "tests/unit",
+ON_THE_OLDEST = "shipping"
+"""The service that runs its integration tests on the oldest chassis too: one whose pin
+admits it (payment did, until it took the consumer's prefetch of chassis 0.3.0)."""
+
+ITS_TESTS = [
     "tests/integration/test_api.py",
-    "tests/integration/test_handlers.py",
-    "tests/integration/test_migrations.py::test_the_schema_matches_the_orm_and_survives_a_downgrade",
+    "tests/integration/test_service.py",
+    "tests/integration/test_migrations.py",
 ]
-"""Payment's tests that run on the chassis: all but one migration test, the backfill of
-its own deposits column (Alembic subprocesses, 16 s, no chassis code beyond the runner
-that the schema round trip already uses)."""
+"""Its integration tests but `test_handlers.py`, which uses the chassis' contract-testing
+helpers: their extra (`chassis[contract-testing]`) is the workspace's, not in the
+service's own test group."""
 
 
-# Payment runs its unit tests in the test below, with its integration tests.
 @pytest.mark.parametrize(
-    "service",
-    [s for s in SERVICES if s != "payment" and chassis_pin(s).specifier.contains(OLDEST_CHASSIS)],
+    "service", [s for s in SERVICES if chassis_pin(s).specifier.contains(OLDEST_CHASSIS)]
 )
 def test_a_service_passes_its_unit_tests_on_the_oldest_chassis_it_admits(service, wheels, tmp_path):
     """Symptom: a chassis release that forces every service to move with it.
@@ -124,23 +125,24 @@ def test_a_service_passes_its_unit_tests_on_the_oldest_chassis_it_admits(service
 
 # It starts PostgreSQL and the broker, as the integration tests it runs do.
 @pytest.mark.integration
-def test_payment_runs_the_saga_on_the_oldest_chassis(wheels, tmp_path):
+def test_a_service_runs_its_integration_tests_on_the_oldest_chassis(wheels, tmp_path):
     """Symptom: a chassis release that forces every service to move with it.
 
-    Payment, pinned `chassis>=0.1,<1`, passes its unit and integration tests on the
-    oldest release it admits (`PAYMENT_TESTS`): its API, consumer, relay, outbox, inbox and
-    migrations run on chassis 0.1.0, against real PostgreSQL and the broker (the root
-    harness, `devstack`, installed beside it). The other services run their unit tests
-    only (above), which keeps the whole file near a minute. See docs/releasing.md.
+    Shipping, pinned `chassis>=0.1,<1`, passes its integration tests (`ITS_TESTS`) on
+    the oldest release it admits: its API, consumer, relay, outbox, inbox and migrations
+    run on chassis 0.1.0, against real PostgreSQL and the broker (the root harness,
+    `devstack`, installed beside it). Every service that admits it runs its unit tests
+    on it (above); one runs its integration tests, which keeps the whole file near a
+    minute. See docs/releasing.md.
     """
     venv = Venv.create(
         tmp_path / "venv",
-        locked_for=["payment-service", "devstack", "saga-console"],
+        locked_for=[f"{ON_THE_OLDEST}-service", "devstack", "saga-console"],
         wheels=[
             wheels[name]
-            for name in ("chassis", "shared-contracts", "payment", "devstack", "saga-console")
+            for name in ("chassis", "shared-contracts", ON_THE_OLDEST, "devstack", "saga-console")
         ],
     )
     assert venv.version("chassis") == OLDEST_CHASSIS
     assert venv.where("chassis").startswith(str(venv.path))
-    venv.pytest("payment", PAYMENT_TESTS, with_harness=True)
+    venv.pytest(ON_THE_OLDEST, ITS_TESTS, with_harness=True)

@@ -16,6 +16,7 @@ from chassis.db import create_engine, create_sessionmaker
 from chassis.outbox import Outbox, new_envelope
 from chassis.tables import outbox
 from payment_service.main import create_app
+from payment_service.service_layer.handlers import lock_charged_accounts
 from payment_service.settings import Settings
 from shared_contracts import Envelope
 
@@ -47,13 +48,15 @@ async def sessions(
 
 @pytest.fixture
 def deliver(sessions: async_sessionmaker[AsyncSession]) -> Deliver:
-    """Apply `payload` through `handler` in one transaction, as the consumer does."""
+    """Apply `payload` through `handler` in one transaction, as the consumer does: the
+    service's prefetch first."""
 
     async def apply(
         handler: Callable[[Delivery, Any], Awaitable[None]], payload: BaseModel
     ) -> Envelope:
         envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
         async with sessions.begin() as session:
+            await lock_charged_accounts(session, [payload])
             await handler(Delivery(session, envelope, Outbox("payment")), payload)
         return envelope
 

@@ -35,4 +35,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[routes.router],
         handlers=HANDLERS,
         topics=TOPICS,
+        prefetch=handlers.lock_charged_accounts,
     )

@@ -14,6 +14,7 @@ from payment_service.main import HANDLERS
 from payment_service.service_layer.handlers import (
     get_account,
     list_accounts,
+    lock_charged_accounts,
     on_order_cancelled,
     on_order_created,
     set_balance,
@@ -359,45 +360,61 @@ async def test_a_page_of_accounts_is_ordered_and_says_whether_more_follow(sessio
     assert rest[0].deposited_cents == 20
 
 
-async def apply_together(session: AsyncSession, events: list[BaseModel]) -> None:
-    """Apply `events` in the session's transaction, as the consumer applies a fetch."""
+async def apply_together(
+    session: AsyncSession, events: list[BaseModel], *, prefetch: bool = True
+) -> None:
+    """Apply `events` in the session's transaction, as the consumer applies a fetch: its
+    prefetch first (unless not), then each event's handler."""
+    if prefetch:
+        await lock_charged_accounts(session, events)
     for payload in events:
         envelope = new_envelope("order", str(getattr(payload, "order_id", "")), payload)
         await HANDLERS[type(payload)](Delivery(session, envelope, Outbox("payment")), payload)
 
 
-async def test_charges_in_one_transaction_are_written_by_one_statement_at_its_commit(
-    sessions, customer, statements
+@pytest.mark.parametrize(
+    ("prefetch", "locks", "checks"),
+    [(True, 1, 1), (False, 2, 4)],
+    ids=["with the prefetch", "without"],
+)
+async def test_charges_in_one_transaction_run_a_fixed_number_of_statements(
+    sessions, customer, statements, prefetch, locks, checks
 ):
-    """Each charge still locks (once per customer) and checks, but the payments and the
-    balances go as one statement of one parameter set each, sent once."""
+    """The prefetch locks every customer's account with one statement and checks every
+    order with one more (without it: an account lock per customer, a check per
+    charge); the payments and the balances go as one statement, sent once."""
     orders = [order_created(customer, 100) for _ in range(3)]
     other = f"cust-{uuid.uuid4().hex[:12]}"
     await put(sessions, other, 500)
     statements.clear()
 
     async with sessions.begin() as session:
-        await apply_together(session, [orders[0], order_created(other, 200), *orders[1:]])
+        await apply_together(
+            session, [orders[0], order_created(other, 200), *orders[1:]], prefetch=prefetch
+        )
 
-    writes = [s for s in statements if s[0].startswith("WITH saved")]
-    locks = [s for s in statements if s[0].startswith("SELECT accounts.")]
-    assert writes == [("WITH saved AS", 4)]
-    assert len(locks) == 2, "each customer's account is locked once"
+    assert [s for s in statements if s[0].startswith("WITH saved")] == [("WITH saved AS", 4)]
+    assert sum(s[0].startswith("SELECT accounts.") for s in statements) == locks
+    assert sum(s[0].startswith("SELECT checked.") for s in statements) == checks
     assert await balance(sessions, customer) == 700
     assert await balance(sessions, other) == 300
     for event in orders:
         assert await payments(sessions, event.order_id) == [("charge", 100)]
 
 
+@pytest.mark.parametrize("prefetch", [True, False], ids=["with the prefetch", "without"])
 async def test_a_charge_is_seen_by_the_events_after_it_in_its_transaction(
-    sessions, customer, outbox_events
+    sessions, customer, outbox_events, prefetch
 ):
-    """A repeat charges nothing; a cancellation refunds what was charged before it."""
+    """A repeat charges nothing; a cancellation refunds what was charged before it. The
+    checks the prefetch read before the first charge do not answer for the repeat."""
     charged_twice, refunded = order_created(customer, 100), order_created(customer, 300)
 
     async with sessions.begin() as session:
         await apply_together(
-            session, [charged_twice, refunded, charged_twice, cancelled(refunded.order_id)]
+            session,
+            [charged_twice, refunded, charged_twice, cancelled(refunded.order_id)],
+            prefetch=prefetch,
         )
 
     assert await balance(sessions, customer) == 900
@@ -405,6 +422,22 @@ async def test_a_charge_is_seen_by_the_events_after_it_in_its_transaction(
     assert await payments(sessions, refunded.order_id) == [("charge", 300), ("refund", 300)]
     answers = [e.event_type for _, _, e in await outbox_events(str(refunded.order_id))]
     assert answers == ["PaymentSucceeded", "PaymentRefunded"]
+
+
+async def test_an_order_cancelled_before_its_charge_in_one_transaction_is_never_charged(
+    sessions, customer, outbox_events
+):
+    """The prefetch checked the order before the transaction's handlers ran; the
+    cancellation applied ahead of the charge makes that check out of date."""
+    event = order_created(customer, 100)
+
+    async with sessions.begin() as session:
+        await apply_together(session, [cancelled(event.order_id), event])
+
+    assert await balance(sessions, customer) == 1000
+    assert await payments(sessions, event.order_id) == []
+    answers = [e.event_type for _, _, e in await outbox_events(str(event.order_id))]
+    assert answers == ["PaymentVoided"]
 
 
 async def test_a_transaction_that_rolls_back_charges_nothing(sessions, customer):

@@ -3,18 +3,22 @@
 The statements that every saga runs are built once, here, with bound parameters:
 building a statement and its cache key on each call cost more than its SQL.
 
-A transaction holds the accounts it locked: a second handler that asks for one gets
-the same object, with the balance the first left. The payments it adds are written
-when it commits (or before a statement that reads them), all with one statement
-sent once: a consumer's transaction applies a fetch's events, and a statement each was
-a round trip each, most of what a statement costs here.
+A consumer's transaction applies a fetch's events, and a statement each was a round
+trip each, most of what a statement costs here. So before its handlers run, `hold`
+locks the accounts of all its charges with one statement and reads their orders'
+checks with one more; a transaction holds the accounts it locked, so a handler that
+asks for one gets the same object, with the balance the handlers before it left. The
+payments it adds are written when it commits (or before a statement that reads them),
+all with one statement sent once.
 """
 
 import uuid
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -24,11 +28,20 @@ from payment_service.domain.model import Account, AccountSummary, Payment, Payme
 
 # The trailing _ keeps a parameter apart from the column of that name.
 _CUSTOMER_ID: sa.BindParameter[str] = sa.bindparam("customer_id_")
+_TEXTS = postgresql.ARRAY(sa.Text)
 _ORDER_ID: sa.BindParameter[uuid.UUID] = sa.bindparam("order_id_")
 _GET_ACCOUNT = sa.select(
     accounts.c.customer_id, accounts.c.balance_cents, accounts.c.deposited_cents
 ).where(accounts.c.customer_id == _CUSTOMER_ID)
 _LOCK_ACCOUNT = _GET_ACCOUNT.with_for_update()
+# Locked in customer order, so that two transactions that charge the same customers
+# take their locks in the same order and never wait on each other in a cycle.
+_LOCK_ACCOUNTS = (
+    sa.select(accounts.c.customer_id, accounts.c.balance_cents, accounts.c.deposited_cents)
+    .where(accounts.c.customer_id == sa.any_(sa.bindparam("customer_ids", type_=_TEXTS)))
+    .order_by(accounts.c.customer_id)
+    .with_for_update()
+)
 _SAVE_ACCOUNT = (
     sa.update(accounts)
     .where(accounts.c.customer_id == _CUSTOMER_ID)
@@ -48,12 +61,21 @@ _ADD_PAYMENT = (
     )
     .add_cte(_SAVE_ACCOUNT.values(balance_cents=sa.bindparam("balance_cents_")).cte("saved"))
 )
-# Both of a charge's checks in one statement: each statement costs a round trip and
-# its share of the service's CPU.
-_CANCELLED_AND_CHARGED = sa.select(
-    sa.exists().where(cancelled_orders.c.order_id == _ORDER_ID).label("cancelled"),
+# Both of a charge's checks, for every order of a transaction, in one statement: the
+# orders go as one array, so one prepared statement serves any number.
+_CHECKED = (
+    sa.func.unnest(sa.bindparam("order_ids", type_=postgresql.ARRAY(postgresql.UUID)))
+    .table_valued(sa.column("order_id", postgresql.UUID(as_uuid=True)))
+    .render_derived(name="checked")
+)
+_CHECKS = sa.select(
+    _CHECKED.c.order_id,
+    sa.exists().where(cancelled_orders.c.order_id == _CHECKED.c.order_id).label("cancelled"),
     sa.exists()
-    .where(payments.c.order_id == _ORDER_ID, payments.c.kind == PaymentKind.CHARGE.value)
+    .where(
+        payments.c.order_id == _CHECKED.c.order_id,
+        payments.c.kind == PaymentKind.CHARGE.value,
+    )
     .label("charged"),
 )
 _PAYMENTS = (
@@ -63,6 +85,24 @@ _PAYMENTS = (
     .order_by(payments.c.created_at, payments.c.kind)
 )
 _LOCK_PAYMENTS = _PAYMENTS.with_for_update()
+
+
+async def hold(
+    session: AsyncSession, customer_ids: Iterable[str], order_ids: Sequence[uuid.UUID]
+) -> None:
+    """Lock the accounts of a transaction's charges, then read their orders' checks.
+
+    Two statements for all: the accounts of `customer_ids` in customer order (an
+    unknown customer has none), then the checks of `order_ids`, after the locks, so
+    that they see what a transaction that held an account committed. The handlers then
+    find them held, where each charge ran two statements of its own.
+    """
+    held = _held(session).accounts
+    missing = sorted(set(customer_ids) - held.keys())
+    if missing:
+        for row in await session.execute(_LOCK_ACCOUNTS, {"customer_ids": missing}):
+            held[row.customer_id] = _account(row)
+    await _check(session, order_ids)
 
 
 async def get_account(
@@ -78,10 +118,14 @@ async def get_account(
     row = (await session.execute(query, {"customer_id_": customer_id})).one_or_none()
     if row is None:
         return None
-    account = Account(row.customer_id, row.balance_cents, row.deposited_cents)
+    account = _account(row)
     if for_update:
         held[customer_id] = account
     return account
+
+
+def _account(row: sa.Row[str, int, int]) -> Account:
+    return Account(row.customer_id, row.balance_cents, row.deposited_cents)
 
 
 async def lock_or_add_account(session: AsyncSession, customer_id: str) -> Account:
@@ -134,23 +178,36 @@ def add_payment(session: AsyncSession, payment: Payment, account: Account) -> No
 
 async def add_cancelled_order(session: AsyncSession, order_id: uuid.UUID) -> None:
     """Remember that the order was cancelled (again is fine)."""
+    _held(session).checks.pop(order_id, None)  # a check read before this is out of date
     await session.execute(
         insert(cancelled_orders).values(order_id=order_id).on_conflict_do_nothing()
     )
 
 
 async def cancelled_and_charged(session: AsyncSession, order_id: uuid.UUID) -> tuple[bool, bool]:
-    """Whether payment heard that the order was cancelled, and whether it charged it."""
-    await _write(session, order_id)
-    row = (await session.execute(_CANCELLED_AND_CHARGED, {"order_id_": order_id})).one()
-    return row.cancelled, row.charged
+    """Whether payment heard that the order was cancelled, and whether it charged it.
+
+    A check that `hold` read answers once: what the transaction does after it is its own.
+    """
+    checks = _held(session).checks
+    if order_id not in checks:
+        await _check(session, [order_id])
+    return checks.pop(order_id)
+
+
+async def _check(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> None:
+    if order_ids:
+        await _write(session, set(order_ids))  # the checks read payments: unwritten ones too
+        checks = _held(session).checks
+        for row in await session.execute(_CHECKS, {"order_ids": list(order_ids)}):
+            checks[row.order_id] = (row.cancelled, row.charged)
 
 
 async def payments_for_order(
     session: AsyncSession, order_id: uuid.UUID, *, for_update: bool = False
 ) -> list[Payment]:
     """The order's charges and refunds, oldest first; `for_update` locks their rows."""
-    await _write(session, order_id)
+    await _write(session, {order_id})
     query = _LOCK_PAYMENTS if for_update else _PAYMENTS
     rows = (await session.execute(query, {"order_id_": order_id})).all()
     return [
@@ -232,10 +289,12 @@ async def list_summaries(
 
 @dataclass
 class _Held:
-    """The accounts a transaction locked, and the payments it added but did not write."""
+    """The accounts a transaction locked, the payments it added but did not write, and
+    the checks `hold` read that no handler asked for yet."""
 
     accounts: dict[str, Account] = field(default_factory=dict)
     payments: list[dict[str, object]] = field(default_factory=list)
+    checks: dict[uuid.UUID, tuple[bool, bool]] = field(default_factory=dict)
 
 
 _HELD = "payment_service.held"
@@ -246,12 +305,12 @@ def _held(session: AsyncSession) -> _Held:
     return held
 
 
-async def _write(session: AsyncSession, order_id: uuid.UUID | None = None) -> None:
+async def _write(session: AsyncSession, order_ids: Container[uuid.UUID] | None = None) -> None:
     """Write the payments added and not written yet, before a statement that reads them:
-    if any is `order_id`'s, when the statement reads only that order's."""
+    if any is of `order_ids`, when the statement reads only those orders' payments."""
     held: _Held | None = session.info.get(_HELD)
     if held is not None and any(
-        order_id in (None, payment["order_id"]) for payment in held.payments
+        order_ids is None or payment["order_id"] in order_ids for payment in held.payments
     ):
         payments, held.payments = held.payments, []
         await session.execute(_ADD_PAYMENT, payments)
