@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from inventory_service.adapters.orm import cancelled_orders, products, reservations
 from inventory_service.domain import model
@@ -65,11 +66,26 @@ _CHECKED = (
     .table_valued(sa.column("order_id", postgresql.UUID(as_uuid=True)))
     .render_derived(name="checked")
 )
+
+
+def _found(name: str, where: sa.ColumnElement[bool]) -> LateralFromClause:
+    """Whether a row matches `where` for each checked order, looked up in its index.
+
+    As a LATERAL with LIMIT 1, not an EXISTS: PostgreSQL may run an EXISTS for many
+    orders as one hash of the whole table, and a prepared statement keeps the plan it
+    chose while the table was small, so every check scanned every reservation.
+    """
+    found = sa.select(sa.true().label("found")).where(where)
+    return found.limit(sa.literal_column("1")).lateral(name)
+
+
+_CANCELLED = _found("cancelled", cancelled_orders.c.order_id == _CHECKED.c.order_id)
+_RESERVED = _found("reserved", reservations.c.order_id == _CHECKED.c.order_id)
 _CHECKS = sa.select(
     _CHECKED.c.order_id,
-    sa.exists().where(cancelled_orders.c.order_id == _CHECKED.c.order_id).label("cancelled"),
-    sa.exists().where(reservations.c.order_id == _CHECKED.c.order_id).label("reserved"),
-)
+    _CANCELLED.c.found.is_not(None).label("cancelled"),
+    _RESERVED.c.found.is_not(None).label("reserved"),
+).select_from(_CHECKED.outerjoin(_CANCELLED, sa.true()).outerjoin(_RESERVED, sa.true()))
 """Both of a reservation's checks, for every new order of a transaction, in one statement."""
 # Only the reservations are locked: an order's reservations are written by the
 # transactions that apply its events, which its partition runs one after another,

@@ -281,10 +281,16 @@ def _new_steps(order: Order) -> dict[str, Any]:
     }
 
 
+# A literal, not a bound parameter: only then can the plan of a prepared statement that
+# PostgreSQL keeps for every execution (its generic plan) use the partial index of the
+# PENDING orders; with a parameter it scanned every order.
+_PENDING = orders.c.status == sa.literal_column(f"'{Status.PENDING.value}'")
+_COUNT_PENDING = sa.select(sa.func.count()).select_from(orders).where(_PENDING)
+
+
 async def count_pending(session: AsyncSession) -> int:
     """How many orders are PENDING (an index-only count: the partial index holds just those)."""
-    query = sa.select(sa.func.count()).select_from(orders)
-    return int(await session.scalar(query.where(orders.c.status == Status.PENDING.value)) or 0)
+    return int(await session.scalar(_COUNT_PENDING) or 0)
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> tuple[UUID, str] | None:
@@ -323,7 +329,7 @@ async def overdue(
     )
     found: list[UUID] = []
     for late in (
-        sa.and_(orders.c.status == Status.PENDING.value, orders.c.created_at < now - timeout),
+        sa.and_(_PENDING, orders.c.created_at < now - timeout),
         sa.and_(orders.c.awaiting_since.is_not(None), orders.c.awaiting_since + waited < now),
     ):
         if len(found) < limit:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from payment_service.adapters.orm import accounts, cancelled_orders, payments
 from payment_service.domain.model import Account, AccountSummary, Payment, PaymentKind
@@ -68,16 +69,30 @@ _CHECKED = (
     .table_valued(sa.column("order_id", postgresql.UUID(as_uuid=True)))
     .render_derived(name="checked")
 )
+
+
+def _found(name: str, *where: sa.ColumnElement[bool]) -> LateralFromClause:
+    """Whether a row matches `where` for each checked order, looked up in its index.
+
+    As a LATERAL with LIMIT 1, not an EXISTS: PostgreSQL may run an EXISTS for many
+    orders as one hash of the whole table, and a prepared statement keeps the plan it
+    chose while the table was small, so every check scanned every payment.
+    """
+    found = sa.select(sa.true().label("found")).where(*where)
+    return found.limit(sa.literal_column("1")).lateral(name)
+
+
+_CANCELLED = _found("cancelled", cancelled_orders.c.order_id == _CHECKED.c.order_id)
+_CHARGED = _found(
+    "charged",
+    payments.c.order_id == _CHECKED.c.order_id,
+    payments.c.kind == PaymentKind.CHARGE.value,
+)
 _CHECKS = sa.select(
     _CHECKED.c.order_id,
-    sa.exists().where(cancelled_orders.c.order_id == _CHECKED.c.order_id).label("cancelled"),
-    sa.exists()
-    .where(
-        payments.c.order_id == _CHECKED.c.order_id,
-        payments.c.kind == PaymentKind.CHARGE.value,
-    )
-    .label("charged"),
-)
+    _CANCELLED.c.found.is_not(None).label("cancelled"),
+    _CHARGED.c.found.is_not(None).label("charged"),
+).select_from(_CHECKED.outerjoin(_CANCELLED, sa.true()).outerjoin(_CHARGED, sa.true()))
 _PAYMENTS = (
     sa.select(payments)
     .where(payments.c.order_id == _ORDER_ID)
