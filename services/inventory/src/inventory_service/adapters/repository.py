@@ -40,23 +40,36 @@ _LOCK_PRODUCTS = (
 )
 
 
+def _array(table: sa.Table, name: str, column: str) -> sa.BindParameter[object]:
+    """The array of `column` values passed for the rows `name`."""
+    return sa.bindparam(f"{name}_{column}", type_=postgresql.ARRAY(table.c[column].type))
+
+
 def _rows(table: sa.Table, name: str, *columns: str) -> sa.TableValuedAlias:
     """Rows of `table`'s `columns` passed as one array per column and `unnest`ed.
 
     One statement writes any number of rows, and every count shares its prepared plan.
     """
-    arrays = (
-        sa.bindparam(f"{name}_{column}", type_=postgresql.ARRAY(table.c[column].type))
-        for column in columns
-    )
+    arrays = (_array(table, name, column) for column in columns)
     return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+
+
+def _among(table: sa.Table, name: str, column: str) -> sa.ColumnElement[bool]:
+    """`table`'s rows whose `column` is among the values passed for the rows `name`.
+
+    An UPDATE that joins its table with those rows needs this condition on the table
+    itself to find them by its index, whatever the table held when PostgreSQL made the
+    plan it keeps for the prepared statement: without it, that plan was made on a
+    nearly empty table and hashed the passed rows against a scan of the whole table.
+    """
+    return table.c[column] == sa.any_(_array(table, name, column))
 
 
 _STOCK = ("name", "unit_price_cents", "available", "reserved", "sold", "version", "received")
 _SAVED_PRODUCTS = _rows(products, "saved_products", "sku", *_STOCK)
 _SAVE_PRODUCTS = (
     sa.update(products)
-    .where(products.c.sku == _SAVED_PRODUCTS.c.sku)
+    .where(products.c.sku == _SAVED_PRODUCTS.c.sku, _among(products, "saved_products", "sku"))
     .values({**{name: _SAVED_PRODUCTS.c[name] for name in _STOCK}, "updated_at": sa.func.now()})
 )
 # The orders go as one array, so that one prepared statement serves any number.
@@ -68,19 +81,26 @@ _CHECKED = (
 )
 
 
-def _found(name: str, where: sa.ColumnElement[bool]) -> LateralFromClause:
+def _found(name: str, *where: sa.ColumnElement[bool]) -> LateralFromClause:
     """Whether a row matches `where` for each checked order, looked up in its index.
 
     As a LATERAL with LIMIT 1, not an EXISTS: PostgreSQL may run an EXISTS for many
     orders as one hash of the whole table, and a prepared statement keeps the plan it
     chose while the table was small, so every check scanned every reservation.
     """
-    found = sa.select(sa.true().label("found")).where(where)
+    found = sa.select(sa.true().label("found")).where(*where)
     return found.limit(sa.literal_column("1")).lateral(name)
 
 
 _CANCELLED = _found("cancelled", cancelled_orders.c.order_id == _CHECKED.c.order_id)
-_RESERVED = _found("reserved", reservations.c.order_id == _CHECKED.c.order_id)
+# An order has a reservation per line, so a plan made on a nearly empty table expects
+# LIMIT 1 to stop a scan early; the order being among those checked makes a match rare
+# enough that only the index is worth it.
+_RESERVED = _found(
+    "reserved",
+    reservations.c.order_id == _CHECKED.c.order_id,
+    reservations.c.order_id == sa.any_(_ORDER_IDS),
+)
 _CHECKS = sa.select(
     _CHECKED.c.order_id,
     _CANCELLED.c.found.is_not(None).label("cancelled"),
@@ -106,7 +126,11 @@ _WRITE = (
     .add_cte(_SAVE_PRODUCTS.cte("stock_saved"))
     .add_cte(
         sa.update(reservations)
-        .where(reservations.c.order_id == _SETTLED.c.order_id, reservations.c.sku == _SETTLED.c.sku)
+        .where(
+            _among(reservations, "settled", "order_id"),
+            reservations.c.order_id == _SETTLED.c.order_id,
+            reservations.c.sku == _SETTLED.c.sku,
+        )
         .values(status=_SETTLED.c.status, updated_at=sa.func.now())
         .cte("status_saved")
     )
