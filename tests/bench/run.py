@@ -167,11 +167,10 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             started = time.time()
             loadgen = run_loadgen(stack.url("order"), args, mode, answers_path)
             await asyncio.sleep(args.warmup)
-            window_start, cpu_start = time.time(), {n: cpu_seconds(p) for n, p in pids.items()}
+            window_start = time.time()
             profilers = start_profilers(pids, args, base / mode) if args.profile else {}
-            cores = await cpu_over_time(pids, args.seconds)
+            spent, cores = await cpu_over_time(pids, args.seconds)
             window = Window(window_start, time.time())
-            cpu_end = {n: cpu_seconds(p) for n, p in pids.items()}
             profiles = {svc: await finish_profiler(*job) for svc, job in profilers.items()}
             if await asyncio.to_thread(loadgen.wait) != 0:
                 raise RuntimeError(f"the load generator failed ({loadgen.returncode})")
@@ -194,7 +193,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             report = await settle(client, timeout=300)
     completed = [s for s in sagas.values() if s[1] in window]
     # The stack's processes, then the load generator's own count over its window.
-    cpu = {name: cpu_end[name] - cpu_start[name] for name in pids} | {LOADGEN: loadgen_cpu}
+    cpu = spent | {LOADGEN: loadgen_cpu}
     placed_in_window = [s for s in sagas.values() if s[0] in window]
     return {
         "mode": mode,
@@ -234,14 +233,18 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
 CPU_STEP_SECONDS = 5.0
 
 
-async def cpu_over_time(pids: dict[str, int], seconds: float) -> dict[str, list[float]]:
-    """Wait `seconds`; the cores each process used in every `CPU_STEP_SECONDS` of it.
+async def cpu_over_time(
+    pids: dict[str, int], seconds: float
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Wait `seconds`; the CPU seconds each process spent in them, and the cores it used
+    in every `CPU_STEP_SECONDS` of them.
 
     A process whose cost per saga changes over the run shows here: the local broker's
     grows with the history of its partitions (`tests/bench/broker.py`).
     """
     cores: dict[str, list[float]] = {name: [] for name in pids}
-    before, end = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic() + seconds
+    first = before = {n: cpu_seconds(p) for n, p in pids.items()}
+    end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         started = time.monotonic()
         await asyncio.sleep(min(CPU_STEP_SECONDS, left))
@@ -249,7 +252,7 @@ async def cpu_over_time(pids: dict[str, int], seconds: float) -> dict[str, list[
         for name in pids:
             cores[name].append(round((now[name] - before[name]) / elapsed, 3))
         before = now
-    return cores
+    return {name: before[name] - first[name] for name in pids}, cores
 
 
 def start_profilers(
