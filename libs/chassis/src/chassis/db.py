@@ -1,7 +1,7 @@
 """Engine and session factory; the `lifespan` owns them, nothing is built at import."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DisconnectionError
@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -80,3 +82,54 @@ def _run_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
+
+
+class TransactionLocal(Generic[T]):
+    """A value kept for one transaction of a session, as a thread-local is for one thread.
+
+    For what a module holds until the commit: the rows it locked, the changes it saves
+    in one statement as the transaction commits rather than one statement per change.
+    Made once per module, at import (it registers its session event listeners then).
+    `new` makes the value on a transaction's first `get`, which begins the transaction
+    if none has begun (as a first statement would). `write`, if given, is called with
+    it inside the commit, on the sync session that `AsyncSession` drives (SQL is
+    allowed there): a failing write fails the commit, which then rolls back. The value
+    is gone when the transaction ends: after the commit, or unwritten after a rollback
+    or the session's close.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        new: Callable[[], T],
+        write: Callable[[Session, T], None] | None = None,
+    ) -> None:
+        self._key = name
+        self._new = new
+        self._write = write
+        event.listen(Session, "before_commit", self._at_commit)
+        event.listen(Session, "after_transaction_end", self._forget)
+
+    def get(self, session: AsyncSession | Session) -> T:
+        """The transaction's value, made on its first use."""
+        value: T | None = session.info.get(self._key)
+        if value is None:
+            sync = session.sync_session if isinstance(session, AsyncSession) else session
+            if not sync.in_transaction():
+                sync.begin()  # else a rollback before any statement would not end it
+            value = session.info[self._key] = self._new()
+        return value
+
+    def find(self, session: AsyncSession | Session) -> T | None:
+        """The transaction's value if it has one yet, without making one."""
+        value: T | None = session.info.get(self._key)
+        return value
+
+    def _at_commit(self, session: Session) -> None:
+        value: T | None = session.info.pop(self._key, None)
+        if value is not None and self._write is not None:
+            self._write(session, value)
+
+    def _forget(self, session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:  # the outermost: not a savepoint
+            session.info.pop(self._key, None)

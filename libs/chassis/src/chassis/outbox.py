@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from chassis import telemetry
-from chassis.db import after_commit
+from chassis.db import TransactionLocal, after_commit
 from chassis.tables import outbox
 from shared_contracts import Envelope, event_key
 
@@ -93,7 +93,7 @@ class Outbox:
         attributes = {"messaging.destination.name": topic, "event.id": str(first.event_id)}
         with telemetry.span(f"outbox {first.event_type}", attributes):
             trace_context = telemetry.current_context() or None
-        session.info.setdefault(_PENDING, []).extend(
+        _PENDING.get(session).extend(
             {
                 "topic": topic,
                 "key": key,
@@ -107,18 +107,10 @@ class Outbox:
         return first
 
 
-_PENDING = "chassis.outbox.pending"
-
-
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
-    # allowed here); a failing insert fails the commit, which then rolls back.
-    rows = session.info.pop(_PENDING, None)
+def _insert(session: Session, rows: list[dict[str, object]]) -> None:
     if rows:
         session.execute(insert(outbox), rows)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+_PENDING = TransactionLocal("chassis.outbox.pending", list, _insert)
+"""The rows the transaction added, inserted as it commits."""

@@ -36,6 +36,15 @@ PUBLISH_LAG = Histogram(
 # Any constant works: it only has to be the same for every relay of one database.
 _RELAY_LOCK_ID = 0x0B0C5
 _IDLE_POLL_SECONDS = 1.0
+_ROUND_INTERVAL_SECONDS = 0.04
+"""The least time from the start of one round to the start of the next, unless rows are
+left over: under load, the commits of that time go in one round, in fewer and fuller
+record batches, as Kafka's producer gathers records for `linger.ms`. A relay woken by
+every commit sent a round per commit, a produce and a metadata request each, and each
+batch an object that the local broker, Tansu, lists again on every later fetch of its
+partition. A commit made 40 ms or more after the last round started is sent at once.
+The price is latency at moderate rates, where commits come a few tens of milliseconds
+apart (docs/performance.md, the lever "rounds at least 40 ms apart")."""
 
 # A round's statements, built once (building one costs more CPU than running it); the
 # ids to delete go as one array, so a round of any size runs one prepared statement.
@@ -108,9 +117,11 @@ class OutboxRelay:
         self._backlog = False
 
     async def run(self) -> None:
-        """Publish forever; wake on a local commit or poll for other writers' rows."""
-        backoff = Backoff()
+        """Publish forever; wake on a local commit or poll for other writers' rows, and
+        space the rounds that do not continue a backlog (`_ROUND_INTERVAL_SECONDS`)."""
+        backoff, loop = Backoff(), asyncio.get_running_loop()
         while True:
+            started = loop.time()
             self._signal.committed.clear()
             try:
                 await self.publish_batch()
@@ -123,6 +134,7 @@ class OutboxRelay:
             if not self._backlog:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._signal.committed.wait(), _IDLE_POLL_SECONDS)
+                await asyncio.sleep(started + _ROUND_INTERVAL_SECONDS - loop.time())
 
     async def publish_batch(self) -> int:
         """Publish one round of the oldest rows; return how many were sent.

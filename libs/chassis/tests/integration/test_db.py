@@ -1,13 +1,18 @@
-"""The engine's pool against a real PostgreSQL that restarts."""
+"""The engine's pool against a real PostgreSQL that restarts; what a transaction holds
+until its commit (`TransactionLocal`)."""
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
-from chassis.db import POOL_SIZE, create_engine
+from chassis.db import POOL_SIZE, TransactionLocal, create_engine
 from devstack.ports import free_port
 from devstack.postgres import PostgresServer
 
@@ -50,3 +55,61 @@ async def test_the_pool_replaces_connections_a_database_restart_closed(
         assert not after & before
     finally:
         await engine.dispose()
+
+
+_INSERT = sa.text("INSERT INTO applied (event_id, n) VALUES (:event_id, :n)")
+
+
+def _insert_applied(session: Session, rows: list[dict[str, object]]) -> None:
+    session.execute(_INSERT, rows)
+
+
+_ROWS = TransactionLocal("chassis.tests.rows", list, _insert_applied)
+"""Rows of `applied` a transaction saves, inserted as it commits."""
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return (await session.scalar(sa.text("SELECT count(*) FROM applied"))) or 0
+
+
+async def test_a_transaction_local_is_written_at_the_commit_and_then_gone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        assert _ROWS.find(session) is None, "nothing is made before the first get"
+        _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": 1})
+        _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": 2})  # the same list
+        assert await _count(sessions) == 0, "nothing is written before the commit"
+    assert _ROWS.find(session) is None
+    assert await _count(sessions) == 2
+
+    async with sessions() as session:  # a second transaction of one session starts empty
+        assert _ROWS.get(session) == []
+
+
+async def test_a_rollback_or_a_close_forgets_a_transaction_local_unwritten(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session:
+        _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": 1})
+        await session.rollback()  # before any statement: the get began the transaction
+        assert _ROWS.find(session) is None
+        await session.commit()
+
+        _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": 2})
+        await session.close()
+        assert _ROWS.find(session) is None
+        await session.commit()
+    assert await _count(sessions) == 0
+
+
+async def test_a_failing_write_fails_the_commit_and_rolls_it_back(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    with pytest.raises(IntegrityError):
+        async with sessions.begin() as session:
+            await session.execute(_INSERT, {"event_id": uuid.uuid4(), "n": 1})
+            _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": None})  # NOT NULL
+    assert _ROWS.find(session) is None
+    assert await _count(sessions) == 0, "the transaction's other changes are rolled back"

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import LateralFromClause
 
+from chassis.db import TransactionLocal
 from inventory_service.adapters.orm import cancelled_orders, products, reservations
 from inventory_service.domain import model
 
@@ -201,7 +201,7 @@ async def hold(
     consumer's transaction applies a fetch's events, a dozen orders or more flat out,
     and each ran two or three statements of its own.
     """
-    held = _held(session)
+    held = _HELD.get(session)
     await _lock_reservations(session, decided)
     await lock_products(
         session, [*skus, *(r.sku for order_id in decided for r in held.reservations[order_id])]
@@ -215,7 +215,7 @@ async def lock_products(session: AsyncSession, skus: Iterable[str]) -> dict[str,
     Those the transaction holds already are not read again: it has changed them, and
     writes them only at its commit.
     """
-    wanted, held = set(skus), _held(session).products
+    wanted, held = set(skus), _HELD.get(session).products
     missing = sorted(wanted - held.keys())
     if missing:
         for row in await session.execute(_LOCK_PRODUCTS, {"skus": missing}):
@@ -248,7 +248,7 @@ def _values(product: model.Product) -> dict[str, object]:
 
 async def add_cancelled_order(session: AsyncSession, order_id: UUID) -> None:
     """Remember that the order was cancelled (again is fine)."""
-    _held(session).checks.pop(order_id, None)  # a check read before this is out of date
+    _HELD.get(session).checks.pop(order_id, None)  # a check read before this is out of date
     await session.execute(
         insert(cancelled_orders).values(order_id=order_id).on_conflict_do_nothing()
     )
@@ -259,7 +259,7 @@ async def cancelled_and_reserved(session: AsyncSession, order_id: UUID) -> tuple
 
     A check that `hold` read answers once: what the transaction does after it is its own.
     """
-    checks = _held(session).checks
+    checks = _HELD.get(session).checks
     if order_id not in checks:
         await _check(session, [order_id])
     return checks.pop(order_id)
@@ -268,7 +268,7 @@ async def cancelled_and_reserved(session: AsyncSession, order_id: UUID) -> tuple
 async def _check(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
     if order_ids:
         await _write(session)  # the checks read reservations: those not written yet too
-        checks = _held(session).checks
+        checks = _HELD.get(session).checks
         for row in await session.execute(_CHECKS, {"order_ids": list(order_ids)}):
             checks[row.order_id] = (row.cancelled, row.reserved)
 
@@ -279,12 +279,12 @@ async def lock_reservations(
     """The reservations of `order_id` in SKU order, and their products by SKU, all locked
     and held."""
     await _lock_reservations(session, [order_id])
-    found = _held(session).reservations[order_id]
+    found = _HELD.get(session).reservations[order_id]
     return found, await lock_products(session, [r.sku for r in found])
 
 
 async def _lock_reservations(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
-    held = _held(session).reservations
+    held = _HELD.get(session).reservations
     missing = list(dict.fromkeys(o for o in order_ids if o not in held))
     if missing:
         await _write(session)
@@ -305,7 +305,7 @@ def reserve(
     They are written when the transaction commits, with every other change it made (or
     before a statement that reads reservations), by one statement: see `_WRITE`.
     """
-    held = _held(session)
+    held = _HELD.get(session)
     held.changed.update((product.sku, product) for product in changed)
     held.new.extend(new)
     for reservation in new:
@@ -319,7 +319,7 @@ def settle(
 ) -> None:
     """Save the status of `settled` reservations and the stock of their `products` (held),
     written as `reserve` says; nothing when nothing changed (a repeat)."""
-    held = _held(session)
+    held = _HELD.get(session)
     held.changed.update((r.sku, products[r.sku]) for r in settled)
     held.settled.extend(settled)
 
@@ -350,35 +350,21 @@ class _Held:
         return parameters
 
 
-_HELD = "inventory_service.held"
-
-
-def _held(session: AsyncSession) -> _Held:
-    held: _Held = session.info.get(_HELD) or session.info.setdefault(_HELD, _Held())
-    return held
-
-
 async def _write(session: AsyncSession) -> None:
     """Write the changes not written yet, before a statement that must see them."""
-    held: _Held | None = session.info.get(_HELD)
+    held = _HELD.find(session)
     parameters = held.take_writes() if held is not None else None
     if parameters is not None:
         await session.execute(_WRITE, parameters)
 
 
-@event.listens_for(Session, "before_commit")
-def _write_at_commit(session: Session) -> None:
-    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
-    # allowed here), as the outbox writes its rows; a failing write fails the commit.
-    held: _Held | None = session.info.pop(_HELD, None)
-    parameters = held.take_writes() if held is not None else None
+def _write_at_commit(session: Session, held: _Held) -> None:
+    parameters = held.take_writes()
     if parameters is not None:
         session.execute(_WRITE, parameters)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_HELD, None)
+_HELD = TransactionLocal("inventory_service.held", _Held, _write_at_commit)
 
 
 def _reservation(reservation: model.Reservation) -> dict[str, object]:

@@ -8,17 +8,18 @@ transaction saved, by one statement sent once for all (see `update`).
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from chassis.db import TransactionLocal
 from order_service.adapters.orm import catalog, order_history, order_lines, orders
 from order_service.domain.model import Line, Order, Outcome, Product, Reason, Status, Step
 
@@ -82,9 +83,9 @@ async def get(session: AsyncSession, order_id: UUID, *, lock: bool = False) -> O
     holds already (`lock_all`, a locked `get`, `update`) is returned as held, not read
     again: its row is written only at the commit, so a second read could be stale.
     """
-    held: dict[UUID, Order] = session.info.get(_HELD, {})
-    if order_id in held:
-        return held[order_id]
+    held = _HELD.find(session)
+    if held is not None and order_id in held.orders:
+        return held.orders[order_id]
     if lock:
         return (await lock_all(session, [order_id])).get(order_id)
     row = (await session.execute(_LOAD, {"ids": [order_id]})).first()
@@ -100,7 +101,7 @@ async def lock_all(session: AsyncSession, order_ids: Iterable[UUID]) -> dict[UUI
     and loading each order by itself cost a round trip per answer. Unknown ids are
     left out.
     """
-    held: dict[UUID, Order] = session.info.setdefault(_HELD, {})
+    held = _HELD.get(session).orders
     missing = set(order_ids) - held.keys()
     if missing:
         for row in await session.execute(_LOCK, {"ids": list(missing)}):
@@ -234,8 +235,9 @@ def update(session: AsyncSession, order: Order, now: datetime) -> None:
     statement each was a round trip each, most of what a statement costs here. An order
     saved twice is written twice, in order, so both saves' steps are kept.
     """
-    session.info.setdefault(_HELD, {})[order.order_id] = order
-    session.info.setdefault(_UPDATES, []).append(
+    held = _HELD.get(session)
+    held.orders[order.order_id] = order
+    held.updates.append(
         {
             "status": order.status.value,
             "reason": order.reason.value if order.reason else None,
@@ -250,25 +252,21 @@ def update(session: AsyncSession, order: Order, now: datetime) -> None:
     order.history, order.new_steps = order.timeline, []
 
 
-_HELD = "order_service.orders.held"
-"""The orders the transaction holds locked, by id: loaded with a lock, or saved."""
-_UPDATES = "order_service.orders.updates"
+@dataclass
+class _Held:
+    """What a transaction holds: the orders it locked, loaded with a lock or saved, by
+    id, and the saves it has not written yet, in order."""
+
+    orders: dict[UUID, Order] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
 
-@event.listens_for(Session, "before_commit")
-def _write_updates(session: Session) -> None:
-    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
-    # allowed here), as the outbox writes its rows; a failing update fails the commit.
-    session.info.pop(_HELD, None)
-    updates = session.info.pop(_UPDATES, None)
-    if updates:
-        session.execute(_UPDATE, updates)
+def _write_updates(session: Session, held: _Held) -> None:
+    if held.updates:
+        session.execute(_UPDATE, held.updates)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_updates(session: Session) -> None:
-    session.info.pop(_HELD, None)
-    session.info.pop(_UPDATES, None)
+_HELD = TransactionLocal("order_service.orders.held", _Held, _write_updates)
 
 
 def _new_steps(order: Order) -> dict[str, Any]:

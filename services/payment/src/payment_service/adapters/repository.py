@@ -17,13 +17,13 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import LateralFromClause
 
+from chassis.db import TransactionLocal
 from payment_service.adapters.orm import accounts, cancelled_orders, payments
 from payment_service.domain.model import Account, AccountSummary, Payment, PaymentKind
 
@@ -112,7 +112,7 @@ async def hold(
     that they see what a transaction that held an account committed. The handlers then
     find them held, where each charge ran two statements of its own.
     """
-    held = _held(session).accounts
+    held = _HELD.get(session).accounts
     missing = sorted(set(customer_ids) - held.keys())
     if missing:
         for row in await session.execute(_LOCK_ACCOUNTS, {"customer_ids": missing}):
@@ -126,7 +126,7 @@ async def get_account(
     """The customer's account, or None; `for_update` locks its row until the transaction
     ends. An account the transaction locked before is returned as it holds it, not read
     again: its new balance is written only with its payments."""
-    held = _held(session).accounts
+    held = _HELD.get(session).accounts
     if customer_id in held:
         return held[customer_id]
     query = _LOCK_ACCOUNT if for_update else _GET_ACCOUNT
@@ -178,7 +178,7 @@ def add_payment(session: AsyncSession, payment: Payment, account: Account) -> No
     A second payment of a kind for an order violates the unique key, and fails the commit.
     """
     assert payment.customer_id == account.customer_id, "a payment changes its customer's account"
-    _held(session).payments.append(
+    _HELD.get(session).payments.append(
         {
             "payment_id": payment.payment_id,
             "order_id": payment.order_id,
@@ -193,7 +193,7 @@ def add_payment(session: AsyncSession, payment: Payment, account: Account) -> No
 
 async def add_cancelled_order(session: AsyncSession, order_id: uuid.UUID) -> None:
     """Remember that the order was cancelled (again is fine)."""
-    _held(session).checks.pop(order_id, None)  # a check read before this is out of date
+    _HELD.get(session).checks.pop(order_id, None)  # a check read before this is out of date
     await session.execute(
         insert(cancelled_orders).values(order_id=order_id).on_conflict_do_nothing()
     )
@@ -204,7 +204,7 @@ async def cancelled_and_charged(session: AsyncSession, order_id: uuid.UUID) -> t
 
     A check that `hold` read answers once: what the transaction does after it is its own.
     """
-    checks = _held(session).checks
+    checks = _HELD.get(session).checks
     if order_id not in checks:
         await _check(session, [order_id])
     return checks.pop(order_id)
@@ -213,7 +213,7 @@ async def cancelled_and_charged(session: AsyncSession, order_id: uuid.UUID) -> t
 async def _check(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> None:
     if order_ids:
         await _write(session, set(order_ids))  # the checks read payments: unwritten ones too
-        checks = _held(session).checks
+        checks = _HELD.get(session).checks
         for row in await session.execute(_CHECKS, {"order_ids": list(order_ids)}):
             checks[row.order_id] = (row.cancelled, row.charged)
 
@@ -312,18 +312,10 @@ class _Held:
     checks: dict[uuid.UUID, tuple[bool, bool]] = field(default_factory=dict)
 
 
-_HELD = "payment_service.held"
-
-
-def _held(session: AsyncSession) -> _Held:
-    held: _Held = session.info.get(_HELD) or session.info.setdefault(_HELD, _Held())
-    return held
-
-
 async def _write(session: AsyncSession, order_ids: Container[uuid.UUID] | None = None) -> None:
     """Write the payments added and not written yet, before a statement that reads them:
     if any is of `order_ids`, when the statement reads only those orders' payments."""
-    held: _Held | None = session.info.get(_HELD)
+    held = _HELD.find(session)
     if held is not None and any(
         order_ids is None or payment["order_id"] in order_ids for payment in held.payments
     ):
@@ -331,15 +323,9 @@ async def _write(session: AsyncSession, order_ids: Container[uuid.UUID] | None =
         await session.execute(_ADD_PAYMENT, payments)
 
 
-@event.listens_for(Session, "before_commit")
-def _write_at_commit(session: Session) -> None:
-    # Runs inside the commit, on the sync session that AsyncSession drives (SQL is
-    # allowed here), as the outbox writes its rows; a failing insert fails the commit.
-    held: _Held | None = session.info.pop(_HELD, None)
-    if held is not None and held.payments:
+def _write_at_commit(session: Session, held: _Held) -> None:
+    if held.payments:
         session.execute(_ADD_PAYMENT, held.payments)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_HELD, None)
+_HELD = TransactionLocal("payment_service.held", _Held, _write_at_commit)
