@@ -61,29 +61,6 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-_AFTER_COMMIT = "chassis.after_commit"
-
-
-def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Call `callback` once the session's current transaction commits; never if it rolls back.
-
-    For what must not happen unless the change is durable: waking the relay, counting
-    a saga as finished. A transaction that is retried after a rollback registers again.
-    """
-    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for callback in session.info.pop(_AFTER_COMMIT, []):
-        callback()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-
-
 class TransactionLocal(Generic[T]):
     """A value kept for one transaction of a session, as a thread-local is for one thread.
 
@@ -126,10 +103,33 @@ class TransactionLocal(Generic[T]):
         return value
 
     def _at_commit(self, session: Session) -> None:
-        value: T | None = session.info.pop(self._key, None)
+        # Read, not taken: the value stays until the transaction ends, so that what
+        # runs after the commit (`after_commit`) still finds it.
+        value: T | None = session.info.get(self._key)
         if value is not None and self._write is not None:
             self._write(session, value)
 
     def _forget(self, session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:  # the outermost: not a savepoint
             session.info.pop(self._key, None)
+
+
+_CALLBACKS: TransactionLocal[list[Callable[[], None]]] = TransactionLocal(
+    "chassis.after_commit", list
+)
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once the session's current transaction commits; never if it rolls
+    back or the session closes first.
+
+    For what must not happen unless the change is durable: waking the relay, counting
+    a saga as finished. A transaction that is retried after a rollback registers again.
+    """
+    _CALLBACKS.get(session).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in _CALLBACKS.find(session) or []:
+        callback()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from chassis.db import POOL_SIZE, TransactionLocal, create_engine
+from chassis.db import POOL_SIZE, TransactionLocal, after_commit, create_engine
 from devstack.ports import free_port
 from devstack.postgres import PostgresServer
 
@@ -113,3 +113,18 @@ async def test_a_failing_write_fails_the_commit_and_rolls_it_back(
             _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": None})  # NOT NULL
     assert _ROWS.find(session) is None
     assert await _count(sessions) == 0, "the transaction's other changes are rolled back"
+
+
+async def test_after_commit_calls_back_on_the_commit_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    called: list[str] = []
+    async with sessions() as session:
+        after_commit(session, lambda: called.append("rolled back"))
+        await session.rollback()
+        after_commit(session, lambda: called.append("closed"))
+        await session.close()
+        after_commit(session, lambda: called.append("committed"))
+        await session.commit()
+        await session.commit()  # a second commit: no callback registered for it
+    assert called == ["committed"]
