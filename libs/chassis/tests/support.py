@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 async def wait_until(
@@ -32,3 +34,9 @@ async def in_background(job: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def count(sessions: async_sessionmaker[AsyncSession], table: str) -> int:
+    """The rows `table` holds, read in a transaction of its own."""
+    async with sessions() as session:
+        return int(await session.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -61,12 +61,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-class TransactionLocal(Generic[T]):
+class TransactionLocal(Generic[_T]):
     """A value kept for one transaction of a session, as a thread-local is for one thread.
 
     For what a module holds until the commit: the rows it locked, the changes it saves
     in one statement as the transaction commits rather than one statement per change.
     Made once per module, at import (it registers its session event listeners then).
+    `name` is its key in `session.info`, one per value (the module's, say).
     `new` makes the value on a transaction's first `get`, which begins the transaction
     if none has begun (as a first statement would). `write`, if given, is called with
     it inside the commit, on the sync session that `AsyncSession` drives (SQL is
@@ -78,8 +79,8 @@ class TransactionLocal(Generic[T]):
     def __init__(
         self,
         name: str,
-        new: Callable[[], T],
-        write: Callable[[Session, T], None] | None = None,
+        new: Callable[[], _T],
+        write: Callable[[Session, _T], None] | None = None,
     ) -> None:
         self._key = name
         self._new = new
@@ -87,9 +88,9 @@ class TransactionLocal(Generic[T]):
         event.listen(Session, "before_commit", self._at_commit)
         event.listen(Session, "after_transaction_end", self._forget)
 
-    def get(self, session: AsyncSession | Session) -> T:
+    def get(self, session: AsyncSession | Session) -> _T:
         """The transaction's value, made on its first use."""
-        value: T | None = session.info.get(self._key)
+        value = self.find(session)
         if value is None:
             sync = session.sync_session if isinstance(session, AsyncSession) else session
             if not sync.in_transaction():
@@ -97,15 +98,15 @@ class TransactionLocal(Generic[T]):
             value = session.info[self._key] = self._new()
         return value
 
-    def find(self, session: AsyncSession | Session) -> T | None:
+    def find(self, session: AsyncSession | Session) -> _T | None:
         """The transaction's value if it has one yet, without making one."""
-        value: T | None = session.info.get(self._key)
+        value: _T | None = session.info.get(self._key)
         return value
 
     def _at_commit(self, session: Session) -> None:
         # Read, not taken: the value stays until the transaction ends, so that what
         # runs after the commit (`after_commit`) still finds it.
-        value: T | None = session.info.get(self._key)
+        value = self.find(session)
         if value is not None and self._write is not None:
             self._write(session, value)
 

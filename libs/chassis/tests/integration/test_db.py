@@ -16,6 +16,8 @@ from chassis.db import POOL_SIZE, TransactionLocal, after_commit, create_engine
 from devstack.ports import free_port
 from devstack.postgres import PostgresServer
 
+from ..support import count
+
 pytestmark = pytest.mark.integration
 
 
@@ -68,11 +70,6 @@ _ROWS = TransactionLocal("chassis.tests.rows", list, _insert_applied)
 """Rows of `applied` a transaction saves, inserted as it commits."""
 
 
-async def _count(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        return (await session.scalar(sa.text("SELECT count(*) FROM applied"))) or 0
-
-
 async def test_a_transaction_local_is_written_at_the_commit_and_then_gone(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -80,9 +77,9 @@ async def test_a_transaction_local_is_written_at_the_commit_and_then_gone(
         assert _ROWS.find(session) is None, "nothing is made before the first get"
         _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": 1})
         _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": 2})  # the same list
-        assert await _count(sessions) == 0, "nothing is written before the commit"
+        assert await count(sessions, "applied") == 0, "nothing is written before the commit"
     assert _ROWS.find(session) is None
-    assert await _count(sessions) == 2
+    assert await count(sessions, "applied") == 2
 
     async with sessions() as session:  # a second transaction of one session starts empty
         assert _ROWS.get(session) == []
@@ -101,7 +98,7 @@ async def test_a_rollback_or_a_close_forgets_a_transaction_local_unwritten(
         await session.close()
         assert _ROWS.find(session) is None
         await session.commit()
-    assert await _count(sessions) == 0
+    assert await count(sessions, "applied") == 0
 
 
 async def test_a_failing_write_fails_the_commit_and_rolls_it_back(
@@ -112,7 +109,7 @@ async def test_a_failing_write_fails_the_commit_and_rolls_it_back(
             await session.execute(_INSERT, {"event_id": uuid.uuid4(), "n": 1})
             _ROWS.get(session).append({"event_id": uuid.uuid4(), "n": None})  # NOT NULL
     assert _ROWS.find(session) is None
-    assert await _count(sessions) == 0, "the transaction's other changes are rolled back"
+    assert await count(sessions, "applied") == 0, "the transaction's other changes are rolled back"
 
 
 async def test_after_commit_calls_back_on_the_commit_alone(

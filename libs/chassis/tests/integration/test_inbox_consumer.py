@@ -30,7 +30,7 @@ from shared_contracts.inventory.v1 import ProductUpdated
 from shared_contracts.order import v1 as order_v1
 from shared_contracts.order import v2 as order_v2
 
-from ..support import in_background, wait_until
+from ..support import count, in_background, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,11 +62,6 @@ def recorder(calls: list[uuid.UUID]) -> Handler:
         )
 
     return apply
-
-
-async def count(sessions: Sessions, table: str) -> int:
-    async with sessions() as session:
-        return int(await session.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
 
 
 def metric(name: str, topic: str) -> float:
