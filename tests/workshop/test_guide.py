@@ -16,12 +16,13 @@ import asyncio
 import os
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.client import TERMINAL
+from devstack.client import TERMINAL, SagaClient
 from devstack.stack import SERVICES, port_env
 from devstack.workshop import CONSOLE_PORT_ENV, CONTROLS
 
@@ -105,9 +106,22 @@ async def fill_in(command: str, workshop: Any, placed: list[str]) -> str:
     if "<order_id>" in command or "<trace_id>" in command:
         assert placed, f"{command!r} needs an order, and none was placed before it"
         seen = await console_order(workshop.console_url, placed[-1], None)
+        if "<trace_id>" in command and seen["trace_id"]:
+            await _exported(stack.base_dir / "traces", seen["trace_id"])
         command = command.replace("<order_id>", placed[-1])
         command = command.replace("<trace_id>", seen["trace_id"] or "(no trace id)")
     return command
+
+
+async def _exported(traces: Path, trace_id: str) -> None:
+    """Wait until a span of `trace_id` is in the services' trace files, as a trainer
+    reading the console would have: the services export their spans every 0.5 s, so
+    an order can be terminal before its trace is on disk."""
+
+    async def written() -> bool:
+        return any(trace_id in path.read_text() for path in traces.glob("*.jsonl"))
+
+    await SagaClient.wait_for(written, timeout=30, interval=0.2)
 
 
 async def console_order(console_url: str, order_id: str, status: str | None) -> dict[str, Any]:
