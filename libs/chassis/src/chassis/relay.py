@@ -37,14 +37,19 @@ PUBLISH_LAG = Histogram(
 _RELAY_LOCK_ID = 0x0B0C5
 _IDLE_POLL_SECONDS = 1.0
 _ROUND_INTERVAL_SECONDS = 0.04
-"""The least time from the start of one round to the start of the next, unless rows are
-left over: under load, the commits of that time go in one round, in fewer and fuller
-record batches, as Kafka's producer gathers records for `linger.ms`. A relay woken by
-every commit sent a round per commit, a produce and a metadata request each, and each
-batch an object that the local broker, Tansu, lists again on every later fetch of its
-partition. A commit made 40 ms or more after the last round started is sent at once.
-The price is latency at moderate rates, where commits come a few tens of milliseconds
-apart (docs/performance.md, the lever "rounds at least 40 ms apart")."""
+"""While the relay is busy (`_BUSY_ROWS_PER_SECOND`), the least time from the start of one
+round to the start of the next, unless rows are left over: under load, the commits of
+that time go in one round, in fewer and fuller record batches, as Kafka's producer
+gathers records for `linger.ms`. A relay woken by every commit sent a round per commit,
+a produce and a metadata request each, and each batch an object that the local broker,
+Tansu, lists again on every later fetch of its partition. A commit made 40 ms or more
+after the last round started is sent at once (docs/performance.md, the lever "rounds at
+least 40 ms apart")."""
+_BUSY_ROWS_PER_SECOND = 150
+"""A relay that sent at least this many rows a second over the last second is busy, and
+spaces its rounds. Below it, commits come tens of milliseconds apart and a round carries
+one or two however it is spaced, so waiting only added latency: 30 ms to a saga's p50 at
+20 orders/s (docs/performance.md, the lever "spacing only while busy")."""
 
 # A round's statements, built once (building one costs more CPU than running it); the
 # ids to delete go as one array, so a round of any size runs one prepared statement.
@@ -117,14 +122,14 @@ class OutboxRelay:
         self._backlog = False
 
     async def run(self) -> None:
-        """Publish forever; wake on a local commit or poll for other writers' rows, and
-        space the rounds that do not continue a backlog (`_ROUND_INTERVAL_SECONDS`)."""
-        backoff, loop = Backoff(), asyncio.get_running_loop()
+        """Publish forever; wake on a local commit or poll for other writers' rows, and,
+        while busy, space the rounds that do not continue a backlog (`_Pace`)."""
+        backoff, loop, pace = Backoff(), asyncio.get_running_loop(), _Pace()
         while True:
             started = loop.time()
             self._signal.committed.clear()
             try:
-                await self.publish_batch()
+                pace.sent(await self.publish_batch(), started)
             except Exception:
                 delay = backoff.next_delay()
                 log.warning("outbox relay failed; retrying in %.1fs", delay, exc_info=True)
@@ -134,7 +139,7 @@ class OutboxRelay:
             if not self._backlog:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._signal.committed.wait(), _IDLE_POLL_SECONDS)
-                await asyncio.sleep(started + _ROUND_INTERVAL_SECONDS - loop.time())
+                await asyncio.sleep(started + pace.interval - loop.time())
 
     async def publish_batch(self) -> int:
         """Publish one round of the oldest rows; return how many were sent.
@@ -236,6 +241,31 @@ class OutboxRelay:
             for topic, partitions in routing.items()
             if sorted(await self._producer.partitions_for(topic)) != partitions
         }
+
+
+@dataclass
+class _Pace:
+    """Whether the relay is busy, from the rows it sent per second over the last window.
+
+    A window ends at the first round that starts a second or more after the window did,
+    so a spell of idle polls counts as time without rows.
+    """
+
+    busy: bool = False
+    rows: int = 0
+    since: float = float("-inf")
+
+    def sent(self, rows: int, at: float) -> None:
+        """Count the rows of a round that started `at` (loop time, in seconds)."""
+        self.rows += rows
+        if at - self.since >= 1.0:
+            self.busy = self.rows / (at - self.since) >= _BUSY_ROWS_PER_SECOND
+            self.rows, self.since = 0, at
+
+    @property
+    def interval(self) -> float:
+        """The least time from the start of a round to the start of the next."""
+        return _ROUND_INTERVAL_SECONDS if self.busy else 0.0
 
 
 def _publish_span(row: Row[Any, Any, Any, Any, Any, Any]) -> Span:
