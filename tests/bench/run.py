@@ -8,13 +8,14 @@ generator (`loadgen.py`, a process of its own) for a warm-up and a measured wind
 - `rate`: an open loop at `--rate` orders per second.
 
 Sagas are timed by the order service itself: placed is the `OrderCreated` step of the
-order's history, terminal its first decision (`OrderConfirmed` or `OrderCancelled`).
+order's history, terminal its first decision (`OrderConfirmed` or `OrderCancelled`);
+the legs of a confirmed saga (`STEPS`) come from the same history and payment's charge.
 The result, per mode, is `bench/results/<mode>-<time>.json` and a plot beside it: orders
-accepted and sagas completed per second, latency placed -> terminal (p50/p95/p99/max),
-the HTTP latency of placing an order, the share of each outcome, CPU milliseconds per
-completed saga of every process (services, each PostgreSQL with its backends, the
-broker, the load generator) and the cores each process of the stack used in every 5 s
-of the window, the services' peak RSS, and the invariant check.
+accepted and sagas completed per second, latency placed -> terminal (p50/p95/p99/max)
+and of each leg, the HTTP latency of placing an order, the share of each outcome, CPU
+milliseconds per completed saga of every process (services, each PostgreSQL with its
+backends, the broker, the load generator) and the cores each process of the stack used
+in every 5 s of the window, the services' peak RSS, and the invariant check.
 """
 
 import argparse
@@ -116,24 +117,59 @@ def run_loadgen(
     return subprocess.Popen(command, start_new_session=True)
 
 
-async def timings(client: SagaClient, order_ids: list[str]) -> dict[str, tuple[float, float, str]]:
-    """Per order: placed and decided (Unix time, from its history) and its outcome."""
-    found: dict[str, tuple[float, float, str]] = {}
+@dataclass(frozen=True)
+class Saga:
+    """One order's saga as the services recorded it: Unix times, and its outcome."""
+
+    placed: float
+    decided: float
+    outcome: str
+    steps: dict[str, float]
+    """For a confirmed order, the seconds of each leg of its way (`STEPS`); else empty."""
+
+
+STEPS = {
+    "placed_to_charged": "placed -> payment's charging transaction began",
+    "charged_to_payment_answer_applied": "that -> the order service applied PaymentSucceeded",
+    "placed_to_stock_answer_applied": "placed -> the order service applied StockReserved",
+    "placed_to_payment_answer_applied": "placed -> the order service applied PaymentSucceeded",
+}
+"""The legs of a confirmed saga, from the order's history and payment's charge: the
+first is the order service's relay, the broker and payment's fetch; the second,
+payment's transaction, its relay, the broker and the order service's fetch."""
+
+
+async def timings(client: SagaClient, order_ids: list[str]) -> dict[str, Saga]:
+    """Per order: its saga, from its history (and, if confirmed, its charge)."""
+    found: dict[str, Saga] = {}
     gate = asyncio.Semaphore(16)
 
     async def one(order_id: str) -> None:
         async with gate:
             order = await client.order(order_id)
-        steps = {
-            s["step"]: datetime.fromisoformat(s["at"]).timestamp()
-            for s in reversed(order["history"])
-        }
-        decided = min(steps[s] for s in ("OrderConfirmed", "OrderCancelled") if s in steps)
+            confirmed = order["status"] == "CONFIRMED"
+            payments = await client.payments(order_id) if confirmed else []
+        at = {s["step"]: _unix(s["at"]) for s in reversed(order["history"])}
+        placed = at["OrderCreated"]
+        decided = min(at[s] for s in ("OrderConfirmed", "OrderCancelled") if s in at)
         outcome = order["status"] + (f"/{order['reason']}" if order.get("reason") else "")
-        found[order_id] = (steps["OrderCreated"], decided, outcome)
+        steps = {}
+        if confirmed:
+            charged = min(_unix(p["created_at"]) for p in payments if p["kind"] == "charge")
+            steps = {
+                "placed_to_charged": charged - placed,
+                "charged_to_payment_answer_applied": at["PaymentSucceeded"] - charged,
+                "placed_to_stock_answer_applied": at["StockReserved"] - placed,
+                "placed_to_payment_answer_applied": at["PaymentSucceeded"] - placed,
+            }
+        found[order_id] = Saga(placed, decided, outcome, steps)
 
     await asyncio.gather(*(one(order_id) for order_id in order_ids))
     return found
+
+
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 async def wait_terminal(client: SagaClient, count: int, timeout: float = 300) -> None:
@@ -191,10 +227,10 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             }
             say(f"{mode}: checking the invariants")
             report = await settle(client, timeout=300)
-    completed = [s for s in sagas.values() if s[1] in window]
+    completed = [s for s in sagas.values() if s.decided in window]
     # The stack's processes, then the load generator's own count over its window.
     cpu = spent | {LOADGEN: loadgen_cpu}
-    placed_in_window = [s for s in sagas.values() if s[0] in window]
+    placed_in_window = [s for s in sagas.values() if s.placed in window]
     return {
         "mode": mode,
         "load": {"rate": args.rate} if mode == "rate" else {"concurrency": args.concurrency},
@@ -209,12 +245,16 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             sum(a["t"] in window for a in accepted) / window.seconds, 1
         ),
         "sagas_completed_per_second": round(len(completed) / window.seconds, 1),
-        "saga_latency_ms": percentiles([s[1] - s[0] for s in placed_in_window]),
+        "saga_latency_ms": percentiles([s.decided - s.placed for s in placed_in_window]),
+        "saga_steps_ms": {
+            step: percentiles([s.steps[step] for s in placed_in_window if s.steps])
+            for step in STEPS
+        },
         "http_place_order_latency_ms": percentiles(
             [a["latency"] for a in accepted if a["t"] in window]
         ),
         "refused_answers": sum(a["status"] != 202 for a in answers),
-        "outcomes": dict(Counter(s[2] for s in placed_in_window)),
+        "outcomes": dict(Counter(s.outcome for s in placed_in_window)),
         "cpu_ms_per_completed_saga": {
             name: round(seconds / max(1, len(completed)) * 1000, 3) for name, seconds in cpu.items()
         },
@@ -298,19 +338,19 @@ async def finish_profiler(profiler: subprocess.Popen[bytes], out: Path) -> dict[
     )
 
 
-def series(accepted: list[Json], sagas: dict[str, tuple[float, float, str]]) -> dict[str, Any]:
+def series(accepted: list[Json], sagas: dict[str, Saga]) -> dict[str, Any]:
     """Per second of the run: orders accepted, sagas completed, latency of those placed."""
     if not sagas:
         return {}
-    first = min(s[0] for s in sagas.values())
-    seconds = int(max(s[1] for s in sagas.values()) - first) + 1
+    first = min(s.placed for s in sagas.values())
+    seconds = int(max(s.decided for s in sagas.values()) - first) + 1
     accepted_at, completed_at = [0] * seconds, [0] * seconds
     latencies: list[list[float]] = [[] for _ in range(seconds)]
     for answer in accepted:
         accepted_at[min(seconds - 1, max(0, int(answer["t"] - first)))] += 1
-    for placed, decided, _ in sagas.values():
-        completed_at[int(decided - first)] += 1
-        latencies[int(placed - first)].append(decided - placed)
+    for saga in sagas.values():
+        completed_at[int(saga.decided - first)] += 1
+        latencies[int(saga.placed - first)].append(saga.decided - saga.placed)
     return {
         "accepted": accepted_at,
         "completed": completed_at,
@@ -369,6 +409,10 @@ def summary(result: dict[str, Any]) -> str:
             f"  instances {result['instances']}; database latency ms {result['database_latency_ms']}; max pending orders {result['max_pending_orders'] or 'default'}",
             f"  accepted {result['orders_accepted_per_second']}/s, completed {result['sagas_completed_per_second']} sagas/s",
             f"  placed->terminal ms {lat}",
+            *(
+                f"    {STEPS[step]}: p50 / p99 {ms.get('p50')} / {ms.get('p99')} ms"
+                for step, ms in result["saga_steps_ms"].items()
+            ),
             f"  HTTP POST /v1/orders ms {http}",
             f"  outcomes {result['outcomes']}; refused answers {result['refused_answers']}",
             f"  CPU ms per completed saga: {cpu}",

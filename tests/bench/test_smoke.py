@@ -40,4 +40,13 @@ def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert all(m["peak_rss_mb"] > 0 for m in result["memory"].values())
     latency = result["saga_latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert "CONFIRMED" in result["outcomes"], "the seeded stock and funds never run out"
+    legs = result["saga_steps_ms"]
+    assert set(legs) == {
+        "placed_to_charged",
+        "charged_to_payment_answer_applied",
+        "placed_to_stock_answer_applied",
+        "placed_to_payment_answer_applied",
+    }
+    assert all(0 < leg["p50"] <= leg["p99"] <= leg["max"] for leg in legs.values())
     assert result["cpu_ms_per_completed_saga"]["loadgen"] > 0, "the load generator's own CPU"
