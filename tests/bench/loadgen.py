@@ -1,7 +1,7 @@
 """The benchmark's load generator: a process of its own that places orders over HTTP.
 
     python tests/bench/loadgen.py --url URL --skus a,b --customers c1,c2 \
-        --seconds 70 --warmup 10 (--rate 200 | --concurrency 24) --out requests.jsonl
+        --seconds 70 --warmup 10 (--rate 200 | --concurrency 64) --out requests.jsonl
 
 Times in the output are Unix times (seconds), comparable with the order service's
 timestamps. Open loop (`--rate`): order i is sent at start + i / rate whether or not earlier ones

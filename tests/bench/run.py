@@ -5,6 +5,8 @@ three services), seeds products and accounts that never run out, then runs the l
 generator (`loadgen.py`, a process of its own) for a warm-up and a measured window:
 
 - `flat`: `--concurrency` clients, each placing an order as soon as the last was answered;
+  by default as many as the order service serves at once (its in-flight limit): more
+  would be refused, fewer would leave its intake's batches smaller;
 - `rate`: an open loop at `--rate` orders per second.
 
 Sagas are timed by the order service itself: placed is the `OrderCreated` step of the
@@ -32,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chassis.settings import ServiceSettings
 from devstack.client import TERMINAL, Json, SagaClient
 from devstack.invariants import settle
 from devstack.latency import percentiles
@@ -445,7 +448,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="the measured window")
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0, help="open loop: orders/s")
-    parser.add_argument("--concurrency", type=int, default=24, help="flat out: clients")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=ServiceSettings.model_fields["max_concurrent_requests"].default,
+        help="flat out: clients (default: as many as a service serves at once)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy each service in the window (costs CPU)"
     )

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 LIMIT: int = ServiceSettings.model_fields["max_concurrent_requests"].default
 BURST = 400
-"""Concurrent POST /v1/orders, each on its own connection: over twelve times the limit."""
+"""Concurrent POST /v1/orders, each on its own connection: over six times the limit."""
 MAX_EXTRA_WAIT = 4.0
 """The cap of a refused client's random extra wait, in seconds."""
 

@@ -278,7 +278,7 @@ GUARANTEES = [
     "  SIGTERM finishes in-flight requests and the events in hand, commits offsets and",
     "  exits within seconds; SIGKILL is also safe, it only costs redelivery.",
     "- **Overload is refused, not queued.** Each service process serves at most",
-    "  `max_concurrent_requests` requests at once (default 32; `<SVC>_MAX_CONCURRENT_REQUESTS`)",
+    "  `max_concurrent_requests` requests at once (default 64; `<SVC>_MAX_CONCURRENT_REQUESTS`)",
     "  and answers the rest at once with 503 and `Retry-After: 1`, so a burst costs neither",
     "  memory nor a crash; health probes and `/metrics` are never refused. A client that",
     "  retries no sooner than `Retry-After` with the same `Idempotency-Key` loses nothing",
