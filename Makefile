@@ -87,7 +87,7 @@ chaos: install ## fault injection under load (~8 min): summary table, writes doc
 	$(BIN)/pytest -m chaos tests/failure
 
 .PHONY: bench
-bench: install ## saga throughput and latency on a fresh stack, flat out and at 200/s (~4 min): bench/results/
+bench: install ## saga throughput and latency on a fresh stack, flat out and at 200/s (~9 min): bench/results/
 	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 .PHONY: compare

@@ -128,7 +128,8 @@ class Saga:
     decided: float
     outcome: str
     steps: dict[str, float]
-    """For a confirmed order, the seconds of each leg of its way (`STEPS`); else empty."""
+    """For a confirmed order placed in the measured window, the seconds of each leg of its
+    way (`STEPS`); else empty."""
 
 
 STEPS = {
@@ -142,22 +143,23 @@ first is the order service's relay, the broker and payment's fetch; the second,
 payment's transaction, its relay, the broker and the order service's fetch."""
 
 
-async def timings(client: SagaClient, order_ids: list[str]) -> dict[str, Saga]:
-    """Per order: its saga, from its history (and, if confirmed, its charge)."""
+async def timings(client: SagaClient, order_ids: list[str], window: Window) -> dict[str, Saga]:
+    """Per order: its saga, from its history (and, if confirmed and placed in `window`,
+    the legs, from its charge: only those are reported, so only those are asked for)."""
     found: dict[str, Saga] = {}
     gate = asyncio.Semaphore(16)
 
     async def one(order_id: str) -> None:
         async with gate:
             order = await client.order(order_id)
-            confirmed = order["status"] == "CONFIRMED"
-            payments = await client.payments(order_id) if confirmed else []
-        at = {s["step"]: _unix(s["at"]) for s in reversed(order["history"])}
-        placed = at["OrderCreated"]
+            at = {s["step"]: _unix(s["at"]) for s in reversed(order["history"])}
+            placed = at["OrderCreated"]
+            timed = order["status"] == "CONFIRMED" and placed in window
+            payments = await client.payments(order_id) if timed else []
         decided = min(at[s] for s in ("OrderConfirmed", "OrderCancelled") if s in at)
         outcome = order["status"] + (f"/{order['reason']}" if order.get("reason") else "")
         steps = {}
-        if confirmed:
+        if timed:
             charged = min(_unix(p["created_at"]) for p in payments if p["kind"] == "charge")
             steps = {
                 "placed_to_charged": charged - placed,
@@ -220,7 +222,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
                 f"{mode}: load done, {len(accepted)} orders accepted; waiting for every saga to end"
             )
             await wait_terminal(client, len(accepted))
-            sagas = await timings(client, [a["order_id"] for a in accepted])
+            sagas = await timings(client, [a["order_id"] for a in accepted], window)
             memory = {
                 svc: {
                     "rss_mb": round(memory_bytes(pids[svc], "VmRSS") / 2**20, 1),
