@@ -1,7 +1,10 @@
 """The benchmark's load generator: a process of its own that places orders over HTTP.
 
-    python tests/bench/loadgen.py --url URL --skus a,b --customers c1,c2 \
+    python tests/bench/loadgen.py --url URL [--url URL2 ...] --skus a,b --customers c1,c2 \
         --seconds 70 --warmup 10 (--rate 200 | --concurrency 64) --out requests.jsonl
+
+With several `--url`s (processes of the order service), the load is spread over them
+evenly: open loop, order i goes to URL i mod n; flat out, client i to URL i mod n.
 
 Times in the output are Unix times (seconds), comparable with the order service's
 timestamps. Open loop (`--rate`): order i is sent at start + i / rate whether or not earlier ones
@@ -100,7 +103,8 @@ class Http:
 class Load:
     """What one run sends and where it writes what it saw."""
 
-    http: Http
+    http: list[Http]
+    """One per order service process: the load is spread over them evenly."""
     skus: list[str]
     customers: list[str]
     out: IO[str]
@@ -114,8 +118,8 @@ class Load:
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    async def place(self) -> None:
-        """Place one order, retrying a refusal after its Retry-After; record each answer."""
+    async def place(self, http: Http) -> None:
+        """Place one order at `http`, retrying a refusal after its Retry-After; record each answer."""
         body = {
             "customer_id": random.choice(self.customers),
             "items": [{"sku": random.choice(self.skus), "quantity": 1}],
@@ -125,7 +129,7 @@ class Load:
         while True:
             sent_at = self.now()
             try:
-                status, answer, content = await self.http.post("/v1/orders", body, headers)
+                status, answer, content = await http.post("/v1/orders", body, headers)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 self._write(sent_at, type(exc).__name__, None)
                 await asyncio.sleep(0.1)
@@ -159,18 +163,18 @@ async def open_loop(load: Load, rate: float, seconds: float) -> None:
         await asyncio.sleep(max(0.0, due - load.now()))
         if len(in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(load.place())
+        task = asyncio.create_task(load.place(load.http[i % len(load.http)]))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
 
 
 async def flat_out(load: Load, concurrency: int, seconds: float) -> None:
-    async def client() -> None:
+    async def client(http: Http) -> None:
         while load.now() < seconds:
-            await load.place()
+            await load.place(http)
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(load.http[i % len(load.http)]) for i in range(concurrency)))
 
 
 async def progress(load: Load) -> None:
@@ -195,7 +199,7 @@ async def cpu_seconds_at(seconds: float) -> float:
 
 
 async def main(args: argparse.Namespace) -> None:
-    http = Http(args.url)
+    http = [Http(url) for url in args.url]
     with open(args.out, "w", encoding="utf-8") as out:
         try:
             load = Load(http, args.skus.split(","), args.customers.split(","), out)
@@ -207,14 +211,17 @@ async def main(args: argparse.Namespace) -> None:
                 await flat_out(load, args.concurrency, args.seconds)
             reporting.cancel()
         finally:
-            http.close()
+            for each in http:
+                each.close()
         summary = {"cpu_seconds_after_warmup": time.process_time() - await warmed_up}
         out.write(json.dumps({"loadgen": summary}) + "\n")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="the order service")
+    parser.add_argument(
+        "--url", action="append", required=True, help="the order service (repeatable: each process)"
+    )
     parser.add_argument("--skus", required=True, help="comma-separated SKUs to order")
     parser.add_argument("--customers", required=True, help="comma-separated customer ids")
     parser.add_argument("--seconds", type=float, required=True, help="warm-up included")

@@ -5,8 +5,9 @@ three services), seeds products and accounts that never run out, then runs the l
 generator (`loadgen.py`, a process of its own) for a warm-up and a measured window:
 
 - `flat`: `--concurrency` clients, each placing an order as soon as the last was answered;
-  by default as many as the order service serves at once (its in-flight limit): more
-  would be refused, fewer would leave its intake's batches smaller;
+  by default as many as the order service serves at once (its in-flight limit, times
+  its processes with `--instances order=N`): more would be refused, fewer would leave
+  its intake's batches smaller;
 - `rate`: an open loop at `--rate` orders per second.
 
 Sagas are timed by the order service itself: placed is the `OrderCreated` step of the
@@ -101,7 +102,7 @@ async def seed(client: SagaClient, accounts: int) -> None:
 
 
 def run_loadgen(
-    url: str, args: argparse.Namespace, mode: str, out: Path
+    urls: list[str], args: argparse.Namespace, mode: str, out: Path
 ) -> subprocess.Popen[bytes]:
     load = (
         ["--rate", str(args.rate)] if mode == "rate" else ["--concurrency", str(args.concurrency)]
@@ -109,7 +110,7 @@ def run_loadgen(
     command = [
         sys.executable,
         str(Path(__file__).with_name("loadgen.py")),
-        f"--url={url}",
+        *(f"--url={url}" for url in urls),
         f"--skus={','.join(SKUS)}",
         f"--customers={','.join(customers(args.accounts))}",
         f"--seconds={args.warmup + args.seconds}",
@@ -206,7 +207,10 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             pids = processes(stack, instances)
             answers_path = base / f"{mode}-answers.jsonl"
             started = time.time()
-            loadgen = run_loadgen(stack.url("order"), args, mode, answers_path)
+            order_urls = [
+                stack.url(name) for name in ["order", *instances] if name.startswith("order")
+            ]
+            loadgen = run_loadgen(order_urls, args, mode, answers_path)
             await asyncio.sleep(args.warmup)
             window_start = time.time()
             profilers = start_profilers(pids, args, base / mode) if args.profile else {}
@@ -453,8 +457,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=ServiceSettings.model_fields["max_concurrent_requests"].default,
-        help="flat out: clients (default: as many as a service serves at once)",
+        help="flat out: clients (default: as many as the order service's processes serve at"
+        " once, the in-flight limit times --instances order=N)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy each service in the window (costs CPU)"
@@ -466,7 +470,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="SVC=N",
         help="run N processes of a service in its consumer group, e.g. payment=2 (repeatable;"
-        " the load still goes to the first order process)",
+        " the load is spread evenly over the order service's processes)",
     )
     parser.add_argument(
         "--db-latency",
@@ -493,11 +497,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         " well under the saga timeout",
     )
     args = parser.parse_args(argv)
-    for option, value in (("--max-pending", args.max_pending), ("--accounts", args.accounts)):
+    for option, value in (
+        ("--max-pending", args.max_pending),
+        ("--accounts", args.accounts),
+        ("--concurrency", args.concurrency),
+    ):
         if value is not None and value < 1:
             parser.error(f"{option} {value}: must be >= 1")
     args.instances = dict(per_service(parser, "--instances", spec, 1) for spec in args.instances)
     args.db_latency = dict(per_service(parser, "--db-latency", spec, 0) for spec in args.db_latency)
+    if args.concurrency is None:
+        limit = ServiceSettings.model_fields["max_concurrent_requests"].default
+        args.concurrency = limit * args.instances.get("order", 1)
     return args
 
 
