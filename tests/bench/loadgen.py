@@ -103,7 +103,7 @@ class Http:
 class Load:
     """What one run sends and where it writes what it saw."""
 
-    http: list[Http]
+    processes: list[Http]
     """One per order service process: the load is spread over them evenly."""
     skus: list[str]
     customers: list[str]
@@ -118,8 +118,8 @@ class Load:
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    async def place(self, http: Http) -> None:
-        """Place one order at `http`, retrying a refusal after its Retry-After; record each answer."""
+    async def place(self, process: Http) -> None:
+        """Place one order with `process`, retrying a refusal after its Retry-After; record each answer."""
         body = {
             "customer_id": random.choice(self.customers),
             "items": [{"sku": random.choice(self.skus), "quantity": 1}],
@@ -129,7 +129,7 @@ class Load:
         while True:
             sent_at = self.now()
             try:
-                status, answer, content = await http.post("/v1/orders", body, headers)
+                status, answer, content = await process.post("/v1/orders", body, headers)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 self._write(sent_at, type(exc).__name__, None)
                 await asyncio.sleep(0.1)
@@ -163,18 +163,20 @@ async def open_loop(load: Load, rate: float, seconds: float) -> None:
         await asyncio.sleep(max(0.0, due - load.now()))
         if len(in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(load.place(load.http[i % len(load.http)]))
+        task = asyncio.create_task(load.place(load.processes[i % len(load.processes)]))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
 
 
 async def flat_out(load: Load, concurrency: int, seconds: float) -> None:
-    async def client(http: Http) -> None:
+    async def client(process: Http) -> None:
         while load.now() < seconds:
-            await load.place(http)
+            await load.place(process)
 
-    await asyncio.gather(*(client(load.http[i % len(load.http)]) for i in range(concurrency)))
+    await asyncio.gather(
+        *(client(load.processes[i % len(load.processes)]) for i in range(concurrency))
+    )
 
 
 async def progress(load: Load) -> None:
@@ -199,10 +201,10 @@ async def cpu_seconds_at(seconds: float) -> float:
 
 
 async def main(args: argparse.Namespace) -> None:
-    http = [Http(url) for url in args.url]
+    processes = [Http(url) for url in args.url]
     with open(args.out, "w", encoding="utf-8") as out:
         try:
-            load = Load(http, args.skus.split(","), args.customers.split(","), out)
+            load = Load(processes, args.skus.split(","), args.customers.split(","), out)
             warmed_up = asyncio.create_task(cpu_seconds_at(args.warmup))
             reporting = asyncio.create_task(progress(load))
             if args.rate:
@@ -211,8 +213,8 @@ async def main(args: argparse.Namespace) -> None:
                 await flat_out(load, args.concurrency, args.seconds)
             reporting.cancel()
         finally:
-            for each in http:
-                each.close()
+            for process in processes:
+                process.close()
         summary = {"cpu_seconds_after_warmup": time.process_time() - await warmed_up}
         out.write(json.dumps({"loadgen": summary}) + "\n")
 
