@@ -20,6 +20,7 @@ class OrderStandIn:
 
     def __init__(self) -> None:
         self.orders = 0
+        self._connections: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -27,8 +28,14 @@ class OrderStandIn:
 
     async def __aexit__(self, *_: object) -> None:
         self._server.close()
+        # Each connection ends when the load generator's side closes; wait for all of
+        # them, so that none is left open behind the test.
+        await asyncio.wait_for(asyncio.gather(*self._connections), 10)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
         try:
             while True:
                 head = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
