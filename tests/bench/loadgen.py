@@ -118,6 +118,10 @@ class Load:
     def now(self) -> float:
         return time.monotonic() - self.started
 
+    def process(self, n: int) -> Http:
+        """The order service process that order n (open loop) or client n (flat out) uses."""
+        return self.processes[n % len(self.processes)]
+
     async def place(self, process: Http) -> None:
         """Place one order with `process`, retrying a refusal after its Retry-After; record each answer."""
         body = {
@@ -163,7 +167,7 @@ async def open_loop(load: Load, rate: float, seconds: float) -> None:
         await asyncio.sleep(max(0.0, due - load.now()))
         if len(in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(load.place(load.processes[i % len(load.processes)]))
+        task = asyncio.create_task(load.place(load.process(i)))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
@@ -174,9 +178,7 @@ async def flat_out(load: Load, concurrency: int, seconds: float) -> None:
         while load.now() < seconds:
             await load.place(process)
 
-    await asyncio.gather(
-        *(client(load.processes[i % len(load.processes)]) for i in range(concurrency))
-    )
+    await asyncio.gather(*(client(load.process(i)) for i in range(concurrency)))
 
 
 async def progress(load: Load) -> None:

@@ -207,10 +207,8 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             pids = processes(stack, instances)
             answers_path = base / f"{mode}-answers.jsonl"
             started = time.time()
-            order_urls = [
-                stack.url(name) for name in ["order", *instances] if name.startswith("order")
-            ]
-            loadgen = run_loadgen(order_urls, args, mode, answers_path)
+            order = ["order", *(name for name in instances if name.startswith("order-"))]
+            loadgen = run_loadgen([stack.url(name) for name in order], args, mode, answers_path)
             await asyncio.sleep(args.warmup)
             window_start = time.time()
             profilers = start_profilers(pids, args, base / mode) if args.profile else {}
