@@ -199,15 +199,15 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
             stack.database_proxy(svc).slow(delay_ms)
         async with SagaClient({svc: stack.url(svc) for svc in SERVICES}, timeout=60) as client:
             await seed(client, args.accounts)
-            instances = [
-                stack.start_instance(svc)
+            added = {
+                svc: [stack.start_instance(svc) for _ in range(count - 1)]
                 for svc, count in args.instances.items()
-                for _ in range(count - 1)
-            ]
+            }
+            instances = [name for names in added.values() for name in names]
             pids = processes(stack, instances)
             answers_path = base / f"{mode}-answers.jsonl"
             started = time.time()
-            order = ["order", *(name for name in instances if name.startswith("order-"))]
+            order = ["order", *added.get("order", [])]
             loadgen = run_loadgen([stack.url(name) for name in order], args, mode, answers_path)
             await asyncio.sleep(args.warmup)
             window_start = time.time()
