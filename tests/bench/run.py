@@ -1,8 +1,10 @@
 """The saga benchmark (`make bench`): end-to-end throughput and latency on a fresh stack.
 
 For each mode it starts a fresh local stack (three PostgreSQL servers, the broker, the
-three services), seeds products and accounts that never run out, then runs the load
-generator (`loadgen.py`, a process of its own) for a warm-up and a measured window:
+three services), or with `--running` uses the stack whose services answer where
+`make invariants` looks (`<SVC>_URL`, else the local ports `make up` and docker-compose
+use), seeds products and accounts that never run out, then runs the load generator
+(`loadgen.py`, a process of its own) for a warm-up and a measured window:
 
 - `flat`: `--concurrency` clients, each placing an order as soon as the last was answered;
   by default as many as the order service serves at once (its in-flight limit, times
@@ -18,12 +20,17 @@ accepted and sagas completed per second, latency placed -> terminal (p50/p95/p99
 and of each leg, the HTTP latency of placing an order, the share of each outcome, CPU
 milliseconds per completed saga of every process (services, each PostgreSQL with its
 backends, the broker, the load generator) and the cores each process of the stack used
-in every 5 s of the window, the services' peak RSS, and the invariant check.
+in every 5 s of the window, the services' peak RSS, and the invariant check. A running
+stack's processes are not the bench's to read (they may be containers, or on another
+machine), so for one it reports the load generator's CPU only, and no RSS; and the
+window is timed by this machine's clock and the sagas by the order service's, so the two
+clocks must agree.
 """
 
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,12 +42,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from chassis.settings import ServiceSettings
-from devstack.client import TERMINAL, Json, SagaClient
+from devstack.client import Json, SagaClient
 from devstack.invariants import settle
 from devstack.latency import percentiles
 from devstack.procfs import cpu_seconds, memory_bytes
-from devstack.stack import SERVICES, Stack
+from devstack.stack import SERVICES, Stack, service_urls
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -178,15 +187,29 @@ def _unix(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-async def wait_terminal(client: SagaClient, count: int, timeout: float = 300) -> None:
+async def wait_terminal(client: SagaClient, order_ids: list[str], timeout: float = 300) -> None:
+    """Until none of `order_ids` is pending (on a running stack, other orders may be)."""
+    ours = set(order_ids)
+
     async def done() -> bool:
-        orders = await client.orders()
-        return len(orders) >= count and all(o["status"] in TERMINAL for o in orders)
+        return not any(o["order_id"] in ours for o in await client.orders(status="PENDING"))
 
     await client.wait_for(done, timeout=timeout, interval=1.0)
 
 
 async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    if args.running:
+        urls = service_urls(os.environ)
+        say(f"{mode}: using the running stack: " + ", ".join(f"{s} {u}" for s, u in urls.items()))
+        async with SagaClient(urls, timeout=60) as client:
+            try:
+                await seed(client, args.accounts)
+            except httpx.TransportError as exc:
+                raise SystemExit(
+                    f"[bench] no stack answers there ({exc!r}): start one with `make up` or"
+                    " `docker compose up`, or set ORDER_URL, INVENTORY_URL and PAYMENT_URL"
+                ) from exc
+            return await measure(mode, args, base, client, [urls["order"]], {}, [])
     say(f"{mode}: starting a fresh stack")
     with Stack(
         base / mode,
@@ -204,46 +227,74 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
                 for svc, count in args.instances.items()
             }
             instances = [name for names in added.values() for name in names]
-            pids = processes(stack, instances)
-            answers_path = base / f"{mode}-answers.jsonl"
-            started = time.time()
             order = ["order", *added.get("order", [])]
-            loadgen = run_loadgen([stack.url(name) for name in order], args, mode, answers_path)
-            await asyncio.sleep(args.warmup)
-            window_start = time.time()
-            profilers = start_profilers(pids, args, base / mode) if args.profile else {}
-            spent, cores = await cpu_over_time(pids, args.seconds)
-            window = Window(window_start, time.time())
-            profiles = {svc: await finish_profiler(*job) for svc, job in profilers.items()}
-            if await asyncio.to_thread(loadgen.wait) != 0:
-                raise RuntimeError(f"the load generator failed ({loadgen.returncode})")
-            answers = [json.loads(line) for line in answers_path.read_text().splitlines()]
-            loadgen_cpu = answers.pop()["loadgen"]["cpu_seconds_after_warmup"]
-            accepted = [a for a in answers if a["status"] == 202]
-            say(
-                f"{mode}: load done, {len(accepted)} orders accepted; waiting for every saga to end"
+            return await measure(
+                mode,
+                args,
+                base,
+                client,
+                [stack.url(name) for name in order],
+                processes(stack, instances),
+                [*SERVICES, *instances],
             )
-            await wait_terminal(client, len(accepted))
-            sagas = await timings(client, [a["order_id"] for a in accepted], window)
-            memory = {
-                svc: {
-                    "rss_mb": round(memory_bytes(pids[svc], "VmRSS") / 2**20, 1),
-                    "peak_rss_mb": round(memory_bytes(pids[svc], "VmHWM") / 2**20, 1),
-                }
-                for svc in [*SERVICES, *instances]
-            }
-            say(f"{mode}: checking the invariants")
-            report = await settle(client, timeout=300)
+
+
+async def measure(
+    mode: str,
+    args: argparse.Namespace,
+    base: Path,
+    client: SagaClient,
+    order_urls: list[str],
+    pids: dict[str, int],
+    services: list[str],
+) -> dict[str, Any]:
+    """Load a seeded stack through `order_urls` and report; `pids` are the stack's
+    processes to read CPU from, by name, `services` those of them whose RSS to read
+    (none for a running stack)."""
+    answers_path = base / f"{mode}-answers.jsonl"
+    started = time.time()
+    loadgen = run_loadgen(order_urls, args, mode, answers_path)
+    await asyncio.sleep(args.warmup)
+    window_start = time.time()
+    profilers = start_profilers(pids, args, base / mode) if args.profile else {}
+    spent, cores = await cpu_over_time(pids, args.seconds)
+    window = Window(window_start, time.time())
+    profiles = {svc: await finish_profiler(*job) for svc, job in profilers.items()}
+    if await asyncio.to_thread(loadgen.wait) != 0:
+        raise RuntimeError(f"the load generator failed ({loadgen.returncode})")
+    answers = [json.loads(line) for line in answers_path.read_text().splitlines()]
+    loadgen_cpu = answers.pop()["loadgen"]["cpu_seconds_after_warmup"]
+    accepted = [a for a in answers if a["status"] == 202]
+    say(f"{mode}: load done, {len(accepted)} orders accepted; waiting for every saga to end")
+    await wait_terminal(client, [a["order_id"] for a in accepted])
+    sagas = await timings(client, [a["order_id"] for a in accepted], window)
+    memory = {
+        svc: {
+            "rss_mb": round(memory_bytes(pids[svc], "VmRSS") / 2**20, 1),
+            "peak_rss_mb": round(memory_bytes(pids[svc], "VmHWM") / 2**20, 1),
+        }
+        for svc in services
+    }
+    say(f"{mode}: checking the invariants")
+    report = await settle(client, timeout=300)
     completed = [s for s in sagas.values() if s.decided in window]
     # The stack's processes, then the load generator's own count over its window.
     cpu = spent | {LOADGEN: loadgen_cpu}
     placed_in_window = [s for s in sagas.values() if s.placed in window]
     return {
         "mode": mode,
+        "stack": "running" if args.running else "fresh",
         "load": {"rate": args.rate} if mode == "rate" else {"concurrency": args.concurrency},
-        "instances": {svc: args.instances.get(svc, 1) for svc in SERVICES},
-        "database_latency_ms": {svc: args.db_latency.get(svc, 0) for svc in SERVICES},
-        "max_pending_orders": args.max_pending,
+        # A running stack's are not the bench's to set, so not known here.
+        **(
+            {}
+            if args.running
+            else {
+                "instances": {svc: args.instances.get(svc, 1) for svc in SERVICES},
+                "database_latency_ms": {svc: args.db_latency.get(svc, 0) for svc in SERVICES},
+                "max_pending_orders": args.max_pending,
+            }
+        ),
         "seeded": {"products": len(SKUS), "accounts": args.accounts},
         "warmup_seconds": args.warmup,
         "window_seconds": round(window.seconds, 2),
@@ -390,13 +441,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     latency.set_ylabel("placed -> terminal (ms)")
     latency.legend()
     step, cores = result["cpu_series"]["step_seconds"], result["cpu_series"]["cores"]
-    # Each value is the mean of the step that ends at its point.
-    ends = [result["warmup_seconds"] + step * (n + 1) for n in range(len(cores["broker"]))]
-    cpu.plot(ends, [sum(at) for at in zip(*cores.values(), strict=True)], label="the stack")
-    cpu.plot(ends, cores["broker"], label="the broker")
+    if cores:
+        # Each value is the mean of the step that ends at its point.
+        ends = [result["warmup_seconds"] + step * (n + 1) for n in range(len(cores["broker"]))]
+        cpu.plot(ends, [sum(at) for at in zip(*cores.values(), strict=True)], label="the stack")
+        cpu.plot(ends, cores["broker"], label="the broker")
+        cpu.legend()
+    else:
+        cpu.text(0.5, 0.5, "not measured: a running stack", ha="center", transform=cpu.transAxes)
     cpu.set_ylabel("CPU in use (cores)")
     cpu.set_xlabel("seconds since the first order")
-    cpu.legend()
     load = ", ".join(f"{k} {v}" for k, v in result["load"].items())
     figure.suptitle(f"saga benchmark, {result['mode']} ({load})")
     figure.tight_layout()
@@ -408,12 +462,18 @@ def summary(result: dict[str, Any]) -> str:
     lat, http = result["saga_latency_ms"], result["http_place_order_latency_ms"]
     cpu_ms = dict(result["cpu_ms_per_completed_saga"])
     loadgen_ms = cpu_ms.pop(LOADGEN)
-    cpu = ", ".join(f"{k} {v}" for k, v in cpu_ms.items())
-    rss = ", ".join(f"{k} {v['peak_rss_mb']}" for k, v in result["memory"].items())
+    unread = "not measured (a running stack)"
+    cpu = ", ".join(f"{k} {v}" for k, v in cpu_ms.items()) or unread
+    rss = ", ".join(f"{k} {v['peak_rss_mb']}" for k, v in result["memory"].items()) or unread
+    stack = (
+        "a running stack"
+        if result["stack"] == "running"
+        else f"instances {result['instances']}; database latency ms {result['database_latency_ms']}; max pending orders {result['max_pending_orders'] or 'default'}"
+    )
     return "\n".join(
         [
             f"mode {result['mode']} {result['load']}, {result['window_seconds']} s measured after {result['warmup_seconds']} s warm-up",
-            f"  instances {result['instances']}; database latency ms {result['database_latency_ms']}; max pending orders {result['max_pending_orders'] or 'default'}",
+            f"  {stack}",
             f"  accepted {result['orders_accepted_per_second']}/s, completed {result['sagas_completed_per_second']} sagas/s",
             f"  placed->terminal ms {lat}",
             *(
@@ -487,6 +547,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         " account, so with few customers payment instances wait on each other's locks",
     )
     parser.add_argument(
+        "--running",
+        action="store_true",
+        help="use the stack that is running (`make up`, or docker-compose with Apache Kafka)"
+        " where `make invariants` looks: <SVC>_URL, else the local ports; the stack's CPU"
+        " and RSS are then not measured",
+    )
+    parser.add_argument(
         "--max-pending",
         type=int,
         metavar="N",
@@ -502,6 +569,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ):
         if value is not None and value < 1:
             parser.error(f"{option} {value}: must be >= 1")
+    if args.running:
+        for option, value in (
+            ("--instances", args.instances),
+            ("--db-latency", args.db_latency),
+            ("--max-pending", args.max_pending),
+            ("--profile", args.profile),
+        ):
+            if value:
+                parser.error(f"{option} needs a stack the bench starts; not with --running")
     args.instances = dict(per_service(parser, "--instances", spec, 1) for spec in args.instances)
     args.db_latency = dict(per_service(parser, "--db-latency", spec, 0) for spec in args.db_latency)
     if args.concurrency is None:

@@ -1,11 +1,15 @@
 """A few seconds of `make bench`: it runs end to end and writes a well-formed report."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from devstack.ports import free_port
+from devstack.stack import SERVICES, Stack
 
 RUN = Path(__file__).with_name("run.py")
 
@@ -51,3 +55,51 @@ def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     }
     assert all(0 < leg["p50"] <= leg["p99"] <= leg["max"] for leg in legs.values())
     assert result["cpu_ms_per_completed_saga"]["loadgen"] > 0, "the load generator's own CPU"
+
+
+@pytest.mark.e2e
+def test_a_short_run_against_a_running_stack(tmp_path: Path) -> None:
+    """`--running` loads a stack it did not start, found as `make invariants` finds one."""
+    with Stack(tmp_path / "stack", free_ports=True) as stack:
+        env = os.environ | {f"{svc.upper()}_URL": stack.url(svc) for svc in SERVICES}
+        argv = ["--running", "--mode", "rate", "--rate", "20", "--seconds", "2"]
+        argv += ["--warmup", "0.5", "--accounts", "20", "--results", str(tmp_path)]
+        run = subprocess.run(
+            [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=240, env=env
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"using the running stack: order {stack.url('order')}" in run.stderr
+        assert stack.pid("order") is not None, "the stack runs on after the bench"
+
+    (report,) = tmp_path.glob("rate-*.json")
+    assert report.with_suffix(".png").stat().st_size > 0
+    result = json.loads(report.read_text())
+    assert result["stack"] == "running"
+    assert "instances" not in result, "a running stack's are not the bench's to know"
+    assert result["sagas_completed_per_second"] > 0
+    assert set(result["outcomes"]) == {"CONFIRMED"}, "the seeded stock and funds never run out"
+    assert result["invariant_violations"] == []
+    assert set(result["cpu_ms_per_completed_saga"]) == {"loadgen"}, "only its own processes"
+    assert result["memory"] == {}
+    assert "not measured (a running stack)" in run.stdout
+
+
+def test_running_refuses_what_needs_a_stack_of_its_own() -> None:
+    for option in (["--instances", "payment=2"], ["--profile"], ["--max-pending", "9"]):
+        run = subprocess.run(
+            [sys.executable, str(RUN), "--running", *option], capture_output=True, text=True
+        )
+        assert run.returncode == 2
+        assert f"{option[0]} needs a stack the bench starts; not with --running" in run.stderr
+
+
+def test_running_says_when_no_stack_answers(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = os.environ | {f"{svc.upper()}_URL": closed for svc in SERVICES}
+    argv = ["--running", "--mode", "rate", "--results", str(tmp_path)]
+    run = subprocess.run(
+        [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert run.returncode == 1
+    assert "no stack answers there" in run.stderr and "make up" in run.stderr
+    assert not list(tmp_path.iterdir()), "no report of a run that did not happen"
