@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import BigInteger, Row, any_, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -205,8 +205,7 @@ class OutboxRelay:
             batch = batches[row.topic, partition]
             if batch.full:
                 continue  # a later row of a full partition waits for the next round
-            span = _publish_span(row)
-            headers = telemetry.kafka_headers(span)
+            span, headers = telemetry.publish_span(row.topic, row.trace_context)
             value = row.envelope.encode()
             if batch.builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 batch.full = True  # the span is dropped unended: a span is exported when ended
@@ -267,16 +266,6 @@ class _Pace:
     def interval(self) -> float:
         """The least time from the start of a round to the start of the next."""
         return _ROUND_INTERVAL_SECONDS if self.busy else 0.0
-
-
-def _publish_span(row: Row[Any, Any, Any, Any, Any, Any]) -> Span:
-    """The span of publishing one row: a child of the span that wrote the row."""
-    return telemetry.tracer.start_span(
-        f"publish {row.topic}",
-        context=telemetry.context_of(row.trace_context),
-        kind=SpanKind.PRODUCER,
-        attributes={"messaging.system": "kafka", "messaging.destination.name": row.topic},
-    )
 
 
 def _end_spans(batches: Iterable[_PartitionBatch], results: Sequence[object]) -> None:

@@ -7,9 +7,9 @@ the later, batched send continues the request's trace instead of starting its ow
 
 Spans are exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (OTLP over HTTP, the
 standard `OTEL_*` variables apply) or when `TRACES_DIR` is set (JSON lines, one file per
-process: what the tests read). Otherwise no tracer provider is installed: OpenTelemetry's
-API then hands out non-recording spans, nothing is instrumented and nothing exported,
-and the trace context of incoming events still passes through to the events they cause.
+process: what the tests read). Otherwise no tracer provider is installed: nothing is
+instrumented, no span is started and nothing exported, and the trace context of incoming
+events still passes through to the events they cause.
 """
 
 import os
@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import IO
 
 from fastapi import FastAPI
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +35,13 @@ from chassis.settings import ServiceSettings
 
 tracer = trace.get_tracer("chassis")
 """The chassis's tracer: a proxy until a provider is installed, a no-op if none ever is."""
+
+recording = False
+"""Whether spans are recorded: set by `configure_tracing` when it installs a provider.
+Without one, a span would record nothing and only pass its parent's context on, so the
+chassis passes the context on itself: a no-op span through OpenTelemetry's API cost 4 to
+13 microseconds, and a saga started about twenty (docs/performance.md, "no spans while
+tracing is off")."""
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
@@ -58,6 +66,8 @@ def configure_tracing(name: str, settings: ServiceSettings) -> TracerProvider | 
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
+    global recording
+    recording = True
     return provider
 
 
@@ -95,6 +105,25 @@ def context_of(carrier: Mapping[str, str] | None) -> Context:
     return propagate.extract(dict(carrier or {}))
 
 
+def publish_span(
+    topic: str, carrier: Mapping[str, str] | None
+) -> tuple[Span, list[tuple[str, bytes]]]:
+    """The span of publishing a record to `topic`, a child of the context `carrier` holds
+    (W3C headers, as `current_context` wrote them), and the record's headers carrying it on.
+
+    While tracing is off: no span, and the headers carry `carrier` on as it is.
+    """
+    if not recording:
+        return INVALID_SPAN, [(key, value.encode()) for key, value in (carrier or {}).items()]
+    span = tracer.start_span(
+        f"publish {topic}",
+        context=context_of(carrier),
+        kind=SpanKind.PRODUCER,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+    )
+    return span, kafka_headers(span)
+
+
 def kafka_headers(span: Span) -> list[tuple[str, bytes]]:
     """Kafka record headers that carry `span`'s context to the record's consumers."""
     carrier: dict[str, str] = {}
@@ -119,7 +148,19 @@ def span(
 
     It links to the span current in each of `links`: one piece of work done for several
     traces, such as a load for all the events of a batch, shows in each of them.
+
+    While tracing is off: no span; `context`, if given, is current for the block, so
+    what the block writes or logs carries that trace on, and the block gets the span
+    current in it, which records nothing.
     """
+    if not recording:
+        token = None if context is None else otel_context.attach(context)
+        try:
+            yield trace.get_current_span()
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        return
     linked = [trace.get_current_span(c).get_span_context() for c in links]
     found = [trace.Link(c) for c in linked if c.is_valid]
     with tracer.start_as_current_span(name, context, kind, attributes, found) as current:

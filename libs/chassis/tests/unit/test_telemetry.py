@@ -59,6 +59,7 @@ def test_a_span_links_to_the_span_of_each_context_that_has_one(monkeypatch) -> N
     provider, exporter = TracerProvider(), InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(telemetry, "recording", True)
     carried = []
     for name in ("first", "second"):
         with provider.get_tracer("test").start_as_current_span(name) as span:
@@ -72,6 +73,47 @@ def test_a_span_links_to_the_span_of_each_context_that_has_one(monkeypatch) -> N
     assert [link.context.span_id for link in prefetch.links] == [
         span.get_span_context().span_id for span, _ in carried
     ], "one link per context with a span; none for the context without"
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_while_tracing_is_off_no_span_starts_and_the_context_passes_through(
+    monkeypatch,
+) -> None:
+    provider, exporter = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
+    incoming = telemetry.context_of_record([("traceparent", TRACEPARENT.encode())])
+
+    with telemetry.span("process", {}, context=incoming) as current:
+        assert telemetry.current_context() == {"traceparent": TRACEPARENT}, "the event's trace"
+        assert not current.is_recording()
+        with telemetry.span("outbox", {}):
+            written = telemetry.current_context()
+    assert telemetry.current_context() == {}, "the block's context ends with it"
+    span, headers = telemetry.publish_span("orders", written)
+
+    assert headers == [("traceparent", TRACEPARENT.encode())], "carried on as it was written"
+    assert not span.is_recording()
+    assert telemetry.publish_span("orders", None)[1] == [], "no trace, no headers"
+    assert exporter.get_finished_spans() == (), "nothing started, so nothing to export"
+
+
+def test_while_tracing_is_on_a_publish_is_a_span_of_the_writers_trace(monkeypatch) -> None:
+    provider, exporter = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(telemetry, "recording", True)
+
+    span, headers = telemetry.publish_span("orders", {"traceparent": TRACEPARENT})
+    span.end()
+
+    [published] = exporter.get_finished_spans()
+    assert published.name == "publish orders"
+    assert published.parent is not None and f"{published.parent.span_id:016x}" in TRACEPARENT
+    carried = trace.get_current_span(telemetry.context_of_record(headers)).get_span_context()
+    assert carried.span_id == published.context.span_id, "the headers carry the publish span"
 
 
 def test_no_span_means_no_headers_and_an_empty_context() -> None:
