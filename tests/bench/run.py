@@ -209,7 +209,7 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
                     f"[bench] no stack answers there ({exc!r}): start one with `make up` or"
                     " `docker compose up`, or set ORDER_URL, INVENTORY_URL and PAYMENT_URL"
                 ) from exc
-            return await measure(mode, args, base, client, [urls["order"]], {}, [])
+            return await measure(mode, args, base, client, [urls["order"]], pids={}, services=[])
     say(f"{mode}: starting a fresh stack")
     with Stack(
         base / mode,
@@ -234,8 +234,8 @@ async def run_mode(mode: str, args: argparse.Namespace, base: Path) -> dict[str,
                 base,
                 client,
                 [stack.url(name) for name in order],
-                processes(stack, instances),
-                [*SERVICES, *instances],
+                pids=processes(stack, instances),
+                services=[*SERVICES, *instances],
             )
 
 
@@ -245,12 +245,16 @@ async def measure(
     base: Path,
     client: SagaClient,
     order_urls: list[str],
+    *,
     pids: dict[str, int],
     services: list[str],
 ) -> dict[str, Any]:
-    """Load a seeded stack through `order_urls` and report; `pids` are the stack's
-    processes to read CPU from, by name, `services` those of them whose RSS to read
-    (none for a running stack)."""
+    """Load a seeded stack through `order_urls` for a warm-up and a window; the report.
+
+    `pids` are the stack's processes whose CPU to read, by name, and `services` those of
+    them whose RSS to read; both are empty for a running stack, whose processes are not
+    the bench's.
+    """
     answers_path = base / f"{mode}-answers.jsonl"
     started = time.time()
     loadgen = run_loadgen(order_urls, args, mode, answers_path)
