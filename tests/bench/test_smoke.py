@@ -14,15 +14,22 @@ from devstack.stack import SERVICES, Stack
 RUN = Path(__file__).with_name("run.py")
 
 
+def bench(
+    argv: list[str], urls: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the bench; with `urls`, its services found there, as `make invariants` finds them."""
+    env = os.environ | {f"{svc.upper()}_URL": url for svc, url in (urls or {}).items()}
+    command = [sys.executable, str(RUN), *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
 @pytest.mark.e2e
 def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     argv = ["--mode", "flat", "--seconds", "2", "--warmup", "0.5", "--concurrency", "2"]
     argv += ["--instances", "order=2", "--instances", "payment=2", "--db-latency", "payment=2"]
     argv += ["--accounts", "20"]
     argv += ["--results", str(tmp_path)]
-    run = subprocess.run(
-        [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=240
-    )
+    run = bench(argv)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "[bench] flat: checking the invariants" in run.stderr, "progress is shown"
 
@@ -61,12 +68,9 @@ def test_a_short_run_writes_a_well_formed_report(tmp_path: Path) -> None:
 def test_a_short_run_against_a_running_stack(tmp_path: Path) -> None:
     """`--running` loads a stack it did not start, found as `make invariants` finds one."""
     with Stack(tmp_path / "stack", free_ports=True) as stack:
-        env = os.environ | {f"{svc.upper()}_URL": stack.url(svc) for svc in SERVICES}
         argv = ["--running", "--mode", "rate", "--rate", "20", "--seconds", "2"]
         argv += ["--warmup", "0.5", "--accounts", "20", "--results", str(tmp_path)]
-        run = subprocess.run(
-            [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=240, env=env
-        )
+        run = bench(argv, {svc: stack.url(svc) for svc in SERVICES})
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"using the running stack: order {stack.url('order')}" in run.stderr
         assert stack.pid("order") is not None, "the stack runs on after the bench"
@@ -86,20 +90,15 @@ def test_a_short_run_against_a_running_stack(tmp_path: Path) -> None:
 
 def test_running_refuses_what_needs_a_stack_of_its_own() -> None:
     for option in (["--instances", "payment=2"], ["--profile"], ["--max-pending", "9"]):
-        run = subprocess.run(
-            [sys.executable, str(RUN), "--running", *option], capture_output=True, text=True
-        )
+        run = bench(["--running", *option], timeout=60)
         assert run.returncode == 2
         assert f"{option[0]} needs a stack the bench starts; not with --running" in run.stderr
 
 
 def test_running_says_when_no_stack_answers(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    env = os.environ | {f"{svc.upper()}_URL": closed for svc in SERVICES}
     argv = ["--running", "--mode", "rate", "--results", str(tmp_path)]
-    run = subprocess.run(
-        [sys.executable, str(RUN), *argv], capture_output=True, text=True, timeout=60, env=env
-    )
+    run = bench(argv, dict.fromkeys(SERVICES, closed), timeout=60)
     assert run.returncode == 1
     assert "no stack answers there" in run.stderr and "make up" in run.stderr
     assert not list(tmp_path.iterdir()), "no report of a run that did not happen"

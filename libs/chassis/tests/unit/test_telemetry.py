@@ -1,6 +1,7 @@
 """HTTP metrics by route template, trace context in Kafka headers, after-commit callbacks; no I/O."""
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -55,14 +56,23 @@ def test_a_span_travels_in_kafka_headers_and_comes_back_out() -> None:
     )
 
 
-def test_a_span_links_to_the_span_of_each_context_that_has_one(monkeypatch) -> None:
-    provider, exporter = TracerProvider(), InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+@pytest.fixture
+def exporter(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """Where the spans the chassis's tracer ends go; whether it starts any is up to
+    `telemetry.recording`, which stays off unless a test sets it."""
+    provider, spans = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
     monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
+    return spans
+
+
+def test_a_span_links_to_the_span_of_each_context_that_has_one(
+    monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
+) -> None:
     monkeypatch.setattr(telemetry, "recording", True)
     carried = []
     for name in ("first", "second"):
-        with provider.get_tracer("test").start_as_current_span(name) as span:
+        with telemetry.tracer.start_as_current_span(name) as span:
             carried.append((span, telemetry.kafka_headers(span)))
     contexts = [telemetry.context_of_record(headers) for _, headers in carried]
 
@@ -79,11 +89,8 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def test_while_tracing_is_off_no_span_starts_and_the_context_passes_through(
-    monkeypatch,
+    exporter: InMemorySpanExporter,
 ) -> None:
-    provider, exporter = TracerProvider(), InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
     incoming = telemetry.context_of_record([("traceparent", TRACEPARENT.encode())])
 
     with telemetry.span("process", {}, context=incoming) as current:
@@ -100,10 +107,9 @@ def test_while_tracing_is_off_no_span_starts_and_the_context_passes_through(
     assert exporter.get_finished_spans() == (), "nothing started, so nothing to export"
 
 
-def test_while_tracing_is_on_a_publish_is_a_span_of_the_writers_trace(monkeypatch) -> None:
-    provider, exporter = TracerProvider(), InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("test"))
+def test_while_tracing_is_on_a_publish_is_a_span_of_the_writers_trace(
+    monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
+) -> None:
     monkeypatch.setattr(telemetry, "recording", True)
 
     span, headers = telemetry.publish_span("orders", {"traceparent": TRACEPARENT})
