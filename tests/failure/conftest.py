@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from devstack.errors import DevstackError
 from devstack.stack import Stack
 
 from . import report
@@ -41,33 +40,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in soaks]
 
 
-START_ATTEMPTS = 3
-
-
-def start_stack(base: Path) -> Stack:
-    """Start a stack on free ports; again on new ports if one was taken meanwhile.
-
-    `free_port()` only finds a port that is free *now*: before the server binds it,
-    another process (or an outgoing connection) can take it. A start that failed for
-    that reason is retried; `Stack.start` has stopped what it started.
-    """
-    for attempt in range(1, START_ATTEMPTS + 1):
-        stack = Stack(
-            base / f"stack-{attempt}",
-            free_ports=True,
-            extra_env={"SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT_SECONDS)},
-        )
-        try:
-            stack.start()
-        except DevstackError as exc:
-            taken = any(s in str(exc).lower() for s in ("address in use", "address already in use"))
-            if attempt == START_ATTEMPTS or not taken:
-                raise
-            continue
-        return stack
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture
 def chaos_stack(tmp_path: Path) -> Iterator[Stack]:
     """A fresh local stack on free ports for one scenario, stopped when the test ends.
@@ -80,15 +52,20 @@ def chaos_stack(tmp_path: Path) -> Iterator[Stack]:
     `tmp_path` at the end.
     """
     with tempfile.TemporaryDirectory(prefix="saga-chaos-") as base:
-        stack = start_stack(Path(base))
+        stack = Stack(
+            Path(base),
+            free_ports=True,
+            extra_env={"SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT_SECONDS)},
+        )
         try:
+            stack.start()
             yield stack
         finally:
             try:
                 stack.stop()
             finally:
-                for logs in Path(base).glob("stack-*/logs"):
-                    shutil.copytree(logs, tmp_path / logs.parent.name / "logs")
+                if (logs := Path(base) / "logs").is_dir():
+                    shutil.copytree(logs, tmp_path / "logs")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from devstack import _aio, _process
 from devstack.broker import Broker
 from devstack.errors import DevstackError
 from devstack.faults import FaultProxy
-from devstack.ports import check_port_free, free_port
+from devstack.ports import check_port_free, free_port, release_port
 from devstack.postgres import PostgresServer
 from devstack.topics import create_topics
 
@@ -165,8 +165,9 @@ class Stack:
     """Starts and stops the local system under `base_dir` (data dirs, logs).
 
     `<SVC>_DATABASE_URL` or `KAFKA_BOOTSTRAP_SERVERS` in `environ` replace the local
-    PostgreSQL or broker. `free_ports=True` picks unused ports (tests); otherwise the
-    defaults apply, overridable by `ORDER_PORT`, `ORDER_PG_PORT`, `BROKER_PORT`, ...
+    PostgreSQL or broker. `free_ports=True` picks unused ports (tests), held by `free_port`
+    until `stop`; otherwise the defaults apply, overridable by `ORDER_PORT`,
+    `ORDER_PG_PORT`, `BROKER_PORT`, ...
     `extra_env` is added to every service's environment.
 
     Each service named in `fault_proxies` reaches the broker through a `FaultProxy` of
@@ -295,6 +296,13 @@ class Stack:
                     action()
             except BaseException as exc:
                 errors.append(exc)
+        if self._free_ports:
+            # The servers are down: their ports may be picked again.
+            ports = self.ports
+            for port in (*ports.services.values(), *ports.postgres.values(), ports.broker):
+                release_port(port)
+            for _, port in self._instances.values():
+                release_port(port)
         if errors:
             raise errors[0]
 
