@@ -269,9 +269,10 @@ async def measure(
     answers = [json.loads(line) for line in answers_path.read_text().splitlines()]
     loadgen_cpu = answers.pop()["loadgen"]["cpu_seconds_after_warmup"]
     accepted = [a for a in answers if a["status"] == 202]
+    order_ids = [a["order_id"] for a in accepted]
     say(f"{mode}: load done, {len(accepted)} orders accepted; waiting for every saga to end")
-    await wait_terminal(client, [a["order_id"] for a in accepted])
-    sagas = await timings(client, [a["order_id"] for a in accepted], window)
+    await wait_terminal(client, order_ids)
+    sagas = await timings(client, order_ids, window)
     memory = {
         svc: {
             "rss_mb": round(memory_bytes(pids[svc], "VmRSS") / 2**20, 1),

@@ -114,7 +114,7 @@ def publish_span(
     While tracing is off: no span, and the headers carry `carrier` on as it is.
     """
     if not recording:
-        return INVALID_SPAN, [(key, value.encode()) for key, value in (carrier or {}).items()]
+        return INVALID_SPAN, _headers(carrier or {})
     span = tracer.start_span(
         f"publish {topic}",
         context=context_of(carrier),
@@ -128,6 +128,10 @@ def kafka_headers(span: Span) -> list[tuple[str, bytes]]:
     """Kafka record headers that carry `span`'s context to the record's consumers."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return _headers(carrier)
+
+
+def _headers(carrier: Mapping[str, str]) -> list[tuple[str, bytes]]:
     return [(key, value.encode()) for key, value in carrier.items()]
 
 
